@@ -1,0 +1,63 @@
+"""Errors raised by modelmem.
+
+Every error the library raises on bad input derives from :class:`ModelMemError`, so the
+command line and the web API catch one type and print one line::
+
+    ModelMemError
+    ├── InvalidValueError       a field has a value that is out of range or malformed
+    │   └── UnknownNameError    a name (format, model, device, model_type) is not known
+    ├── MissingFieldError       a required field is absent from a config or header
+    └── SourceError             a file or folder cannot be read as what it claims to be
+
+Each error stores its fields and builds its message in one place, so the message always
+names the field and the offending value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class ModelMemError(Exception):
+    """Base class of every error raised on bad input."""
+
+
+class InvalidValueError(ModelMemError, ValueError):
+    """A field holds a value that cannot be used."""
+
+    def __init__(self, field: str, value: object, reason: str) -> None:
+        self.field = field
+        self.value = value
+        self.reason = reason
+        super().__init__(f"{field}={value!r}: {reason}")
+
+
+class UnknownNameError(InvalidValueError):
+    """A name that is not in the relevant catalogue; the message lists a few known ones."""
+
+    def __init__(self, field: str, value: object, known: Iterable[str]) -> None:
+        choices = sorted(known)
+        shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
+        super().__init__(field, value, f"unknown; known: {shown}")
+        self.known = tuple(choices)
+
+
+class MissingFieldError(ModelMemError, KeyError):
+    """A required field is missing from a config or header."""
+
+    def __init__(self, field: str, where: str) -> None:
+        self.field = field
+        self.where = where
+        super().__init__(field)
+
+    def __str__(self) -> str:
+        return f"{self.field}: required field missing in {self.where}"
+
+
+class SourceError(ModelMemError):
+    """A file, folder or other source cannot be read as a model description."""
+
+    def __init__(self, source: str, problem: str) -> None:
+        self.source = source
+        self.problem = problem
+        super().__init__(f"{source}: {problem}")

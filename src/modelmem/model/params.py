@@ -1,0 +1,454 @@
+"""Exact parameter counts from a ModelSpec.
+
+The count is built as a *tensor inventory*: every parameter tensor the reference
+implementation (Hugging Face transformers) creates, with its module path, shape, the
+component it belongs to and the layers it repeats over. Totals are sums over the
+inventory, so the same inventory later prices weights per tensor (quantizers leave some
+tensors in 16-bit) and finds LoRA target shapes by module name.
+
+Counting convention (what ``sum(p.numel() for p in model.parameters())`` gives): unique
+parameters, tied embeddings once; buffers (rotary ``inv_freq``, DeepSeek-V3's
+``e_score_correction_bias``) are not parameters; a ``quantization_config`` does not change
+the logical count; DeepSeek-V3's multi-token-prediction layer is not built by transformers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from math import prod
+from typing import Literal
+
+from modelmem.model.spec import AttentionSpec, ModelSpec, MoeSpec, VisionSpec
+
+Role = Literal["linear", "bias", "norm", "embedding", "expert", "other"]
+
+# Breakdown keys, hierarchical like the reference formulas (component/sub-component).
+EMBEDDING = "embedding"
+POSITIONS = "embedding/positions"
+ATTENTION = "attention"
+MLP = "mlp"
+EXPERTS = "moe/experts"
+SHARED_EXPERTS = "moe/shared_experts"
+ROUTER = "moe/router"
+NORMS = "norms"
+SSM = "ssm"
+LM_HEAD = "lm_head"
+POOLER = "pooler"
+VISION = "vision_tower"
+PROJECTOR = "projector"
+
+
+@dataclass(frozen=True, slots=True)
+class ParamTensor:
+    """One parameter tensor, possibly repeated in several layers.
+
+    ``name`` is the module path of the reference implementation with ``{i}`` standing for
+    the layer index, e.g. ``model.layers.{i}.self_attn.q_proj.weight``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    component: str
+    role: Role
+    layers: tuple[int, ...] = ()
+
+    @property
+    def numel_each(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def copies(self) -> int:
+        return len(self.layers) if self.layers else 1
+
+    @property
+    def numel(self) -> int:
+        return self.numel_each * self.copies
+
+    @property
+    def module(self) -> str:
+        """Module path without the parameter name (``...q_proj``)."""
+        return self.name.rsplit(".", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamCount:
+    """Total, active-per-token and per-component parameter counts."""
+
+    total: int
+    active: int
+    components: tuple[tuple[str, int], ...]
+    text: int  # everything but a vision tower and its projector
+
+    def component(self, name: str) -> int:
+        return sum(n for key, n in self.components if key == name or key.startswith(name + "/"))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _linear(
+    module: str, d_in: int, d_out: int, component: str, layers: tuple[int, ...], bias: bool
+) -> Iterator[ParamTensor]:
+    """nn.Linear(d_in, d_out): weight [d_out, d_in] (+ bias [d_out])."""
+    yield ParamTensor(f"{module}.weight", (d_out, d_in), component, "linear", layers)
+    if bias:
+        yield ParamTensor(f"{module}.bias", (d_out,), component, "bias", layers)
+
+
+def _norm(
+    module: str, width: int, spec: ModelSpec, layers: tuple[int, ...], component: str = NORMS
+) -> Iterator[ParamTensor]:
+    """RMSNorm has a weight; LayerNorm a weight and (usually) a bias."""
+    yield ParamTensor(f"{module}.weight", (width,), component, "norm", layers)
+    if spec.norm == "layernorm" and spec.norm_bias:
+        yield ParamTensor(f"{module}.bias", (width,), component, "norm", layers)
+
+
+def _layer_indices(spec: ModelSpec, kind: str | None = None) -> tuple[int, ...]:
+    if kind is None:
+        return tuple(range(spec.num_layers))
+    return tuple(i for i, k in enumerate(spec.mlp_layers) if k == kind)
+
+
+def _lm_head(spec: ModelSpec) -> Iterator[ParamTensor]:
+    # A tied head shares the embedding matrix and adds no parameters (counted once).
+    if spec.lm_head and not spec.tie_word_embeddings:
+        yield from _linear(
+            "lm_head", spec.token_embedding_dim, spec.vocab_size, LM_HEAD, (), spec.lm_head_bias
+        )
+    elif spec.lm_head and spec.lm_head_bias:
+        yield ParamTensor("lm_head.bias", (spec.vocab_size,), LM_HEAD, "bias")
+
+
+# --------------------------------------------------------------------- llama-style
+
+
+def _attention_llama(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
+    """q/k/v/o projections (separate, or fused qkv_proj for Phi-3), q/k norms, sinks."""
+    h, layers = spec.hidden_size, _layer_indices(spec)
+    q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+    att = f"{prefix}.self_attn"
+    if spec.layout == "phi3":
+        yield from _linear(f"{att}.qkv_proj", h, q_out + 2 * kv_out, ATTENTION, layers, a.q_bias)
+    else:
+        yield from _linear(f"{att}.q_proj", h, q_out, ATTENTION, layers, a.q_bias)
+        yield from _linear(f"{att}.k_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
+        yield from _linear(f"{att}.v_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
+    yield from _linear(f"{att}.o_proj", a.num_heads * a.v_head_dim, h, ATTENTION, layers, a.o_bias)
+    if a.qk_norm:
+        yield ParamTensor(f"{att}.q_norm.weight", (a.head_dim,), NORMS, "norm", layers)
+        yield ParamTensor(f"{att}.k_norm.weight", (a.head_dim,), NORMS, "norm", layers)
+    if a.sinks:
+        yield ParamTensor(f"{att}.sinks", (a.num_heads,), ATTENTION, "other", layers)
+
+
+def _attention_mla(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
+    """DeepSeek multi-head latent attention (DeepSeek-V2 paper, arXiv:2405.04434, §2.1)."""
+    h, layers = spec.hidden_size, _layer_indices(spec)
+    att = f"{prefix}.self_attn"
+    assert a.kv_lora_rank is not None
+    q_out = a.num_heads * a.head_dim
+    if a.q_lora_rank is None:
+        yield from _linear(f"{att}.q_proj", h, q_out, ATTENTION, layers, False)
+    else:
+        yield from _linear(f"{att}.q_a_proj", h, a.q_lora_rank, ATTENTION, layers, a.kv_bias)
+        yield ParamTensor(f"{att}.q_a_layernorm.weight", (a.q_lora_rank,), NORMS, "norm", layers)
+        yield from _linear(f"{att}.q_b_proj", a.q_lora_rank, q_out, ATTENTION, layers, False)
+    kv_a_out = a.kv_lora_rank + a.qk_rope_head_dim
+    yield from _linear(f"{att}.kv_a_proj_with_mqa", h, kv_a_out, ATTENTION, layers, a.kv_bias)
+    yield ParamTensor(f"{att}.kv_a_layernorm.weight", (a.kv_lora_rank,), NORMS, "norm", layers)
+    kv_b_out = a.num_heads * (a.qk_nope_head_dim + a.v_head_dim)
+    yield from _linear(f"{att}.kv_b_proj", a.kv_lora_rank, kv_b_out, ATTENTION, layers, False)
+    yield from _linear(f"{att}.o_proj", a.num_heads * a.v_head_dim, h, ATTENTION, layers, a.o_bias)
+
+
+def _gated_mlp(
+    module: str, h: int, width: int, component: str, layers: tuple[int, ...], bias: bool, fused: bool
+) -> Iterator[ParamTensor]:
+    """SwiGLU/GeGLU: gate_proj, up_proj (h -> I), down_proj (I -> h); Phi-3 fuses gate+up."""
+    if fused:
+        yield from _linear(f"{module}.gate_up_proj", h, 2 * width, component, layers, bias)
+    else:
+        yield from _linear(f"{module}.gate_proj", h, width, component, layers, bias)
+        yield from _linear(f"{module}.up_proj", h, width, component, layers, bias)
+    yield from _linear(f"{module}.down_proj", width, h, component, layers, bias)
+
+
+def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
+    """Routed experts stored as 3-D tensors [E, 2I, h] and [E, h, I], a router h -> E, and
+    the optional shared expert (DeepSeek: one MLP of width n_shared * I_moe; Qwen2-MoE: an
+    MLP plus a scalar gate h -> 1)."""
+    h, layers, e, width = spec.hidden_size, _layer_indices(spec, "moe"), moe.num_experts, moe.expert_intermediate_size
+    mlp = f"{prefix}.mlp"
+    router = "router" if spec.family == "gpt_oss" else "gate"
+    yield from _linear(f"{mlp}.{router}", h, e, ROUTER, layers, moe.router_bias)
+    if spec.family == "gpt_oss":  # gpt-oss stores experts transposed: [E, h, 2I] and [E, I, h]
+        up_shape, down_shape = (e, h, 2 * width), (e, width, h)
+    else:
+        up_shape, down_shape = (e, 2 * width, h), (e, h, width)
+    yield ParamTensor(f"{mlp}.experts.gate_up_proj", up_shape, EXPERTS, "expert", layers)
+    if moe.expert_bias:
+        yield ParamTensor(f"{mlp}.experts.gate_up_proj_bias", (e, 2 * width), EXPERTS, "expert", layers)
+    yield ParamTensor(f"{mlp}.experts.down_proj", down_shape, EXPERTS, "expert", layers)
+    if moe.expert_bias:
+        yield ParamTensor(f"{mlp}.experts.down_proj_bias", (e, h), EXPERTS, "expert", layers)
+    if moe.shared_intermediate_size:
+        shared = "shared_experts" if spec.layout == "deepseek" else "shared_expert"
+        yield from _gated_mlp(
+            f"{mlp}.{shared}", h, moe.shared_intermediate_size, SHARED_EXPERTS, layers, False, False
+        )
+    if moe.shared_expert_gate:
+        yield from _linear(f"{mlp}.shared_expert_gate", h, 1, SHARED_EXPERTS, layers, False)
+
+
+def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """Llama, Mistral, Mixtral, Qwen 2/2.5/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, DeepSeek
+    V2/V3 and gpt-oss: pre-norm decoder blocks with rotary positions."""
+    base = "model.language_model" if spec.vision is not None else "model"
+    prefix = f"{base}.layers.{{i}}"
+    h, all_layers = spec.hidden_size, _layer_indices(spec)
+    yield ParamTensor(f"{base}.embed_tokens.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    a = spec.attention
+    assert a is not None
+    yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
+    if spec.mlp is not None and "dense" in spec.mlp_layers:
+        yield from _gated_mlp(
+            f"{prefix}.mlp",
+            h,
+            spec.mlp.intermediate_size,
+            MLP,
+            _layer_indices(spec, "dense"),
+            spec.mlp.bias,
+            fused=spec.layout == "phi3",
+        )
+    if spec.moe is not None and spec.is_moe:
+        yield from _moe(prefix, spec, spec.moe)
+    norm_names = ("input_layernorm", "post_attention_layernorm")
+    if spec.norms_per_layer == 4:  # Gemma 2/3 sandwich norms
+        norm_names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
+    for norm in norm_names:
+        yield from _norm(f"{prefix}.{norm}", h, spec, all_layers)
+    yield from _norm(f"{base}.norm", h, spec, ())
+    yield from _lm_head(spec)
+
+
+# ------------------------------------------------------------------ legacy layouts
+
+
+def _gpt2(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """GPT-2: learned positions, LayerNorm with bias, Conv1D layers with bias, tied head."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "transformer.h.{i}"
+    assert spec.mlp is not None
+    inner = spec.mlp.intermediate_size
+    yield ParamTensor("transformer.wte.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield ParamTensor("transformer.wpe.weight", (spec.learned_positions, h), POSITIONS, "embedding")
+    yield from _norm(f"{p}.ln_1", h, spec, layers)
+    # Conv1D stores weight as [in, out]; the count is the same as a Linear.
+    yield ParamTensor(f"{p}.attn.c_attn.weight", (h, 3 * h), ATTENTION, "linear", layers)
+    yield ParamTensor(f"{p}.attn.c_attn.bias", (3 * h,), ATTENTION, "bias", layers)
+    yield ParamTensor(f"{p}.attn.c_proj.weight", (h, h), ATTENTION, "linear", layers)
+    yield ParamTensor(f"{p}.attn.c_proj.bias", (h,), ATTENTION, "bias", layers)
+    yield from _norm(f"{p}.ln_2", h, spec, layers)
+    yield ParamTensor(f"{p}.mlp.c_fc.weight", (h, inner), MLP, "linear", layers)
+    yield ParamTensor(f"{p}.mlp.c_fc.bias", (inner,), MLP, "bias", layers)
+    yield ParamTensor(f"{p}.mlp.c_proj.weight", (inner, h), MLP, "linear", layers)
+    yield ParamTensor(f"{p}.mlp.c_proj.bias", (h,), MLP, "bias", layers)
+    yield from _norm("transformer.ln_f", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _gpt_neox(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """GPT-NeoX / Pythia: fused query_key_value, LayerNorm with bias, untied embed_out."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "gpt_neox.layers.{i}"
+    a, m = spec.attention, spec.mlp
+    assert a is not None and m is not None
+    yield ParamTensor("gpt_neox.embed_in.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield from _norm(f"{p}.input_layernorm", h, spec, layers)
+    yield from _norm(f"{p}.post_attention_layernorm", h, spec, layers)
+    yield from _linear(f"{p}.attention.query_key_value", h, 3 * h, ATTENTION, layers, a.q_bias)
+    yield from _linear(f"{p}.attention.dense", h, h, ATTENTION, layers, a.o_bias)
+    yield from _linear(f"{p}.mlp.dense_h_to_4h", h, m.intermediate_size, MLP, layers, m.bias)
+    yield from _linear(f"{p}.mlp.dense_4h_to_h", m.intermediate_size, h, MLP, layers, m.bias)
+    yield from _norm("gpt_neox.final_layer_norm", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _falcon(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """Falcon: fused query_key_value sized for MHA, MQA (7B) or grouped KV (40B/180B,
+    new_decoder_architecture); one or two LayerNorms per layer."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "transformer.h.{i}"
+    a, m = spec.attention, spec.mlp
+    assert a is not None and m is not None
+    qkv_out = (a.num_heads + 2 * a.num_kv_heads) * a.head_dim
+    yield ParamTensor("transformer.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    att = f"{p}.self_attention"
+    yield from _linear(f"{att}.query_key_value", h, qkv_out, ATTENTION, layers, a.q_bias)
+    yield from _linear(f"{att}.dense", h, h, ATTENTION, layers, a.o_bias)
+    yield from _linear(f"{p}.mlp.dense_h_to_4h", h, m.intermediate_size, MLP, layers, m.bias)
+    yield from _linear(f"{p}.mlp.dense_4h_to_h", m.intermediate_size, h, MLP, layers, m.bias)
+    names = ("ln_attn", "ln_mlp") if spec.norms_per_layer == 2 and spec.parallel_residual else (
+        ("input_layernorm", "post_attention_layernorm")
+        if spec.norms_per_layer == 2
+        else ("input_layernorm",)
+    )
+    for norm in names:
+        yield from _norm(f"{p}.{norm}", h, spec, layers)
+    yield from _norm("transformer.ln_f", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _opt(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """OPT: learned positions with an offset of 2 rows, optional project_in/out when the
+    word embedding is narrower than the model (OPT-350m)."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "model.decoder.layers.{i}"
+    a, m = spec.attention, spec.mlp
+    assert a is not None and m is not None
+    e = spec.token_embedding_dim
+    dec = "model.decoder"
+    yield ParamTensor(f"{dec}.embed_tokens.weight", (spec.vocab_size, e), EMBEDDING, "embedding")
+    yield ParamTensor(f"{dec}.embed_positions.weight", (spec.learned_positions, h), POSITIONS, "embedding")
+    if e != h:
+        yield from _linear(f"{dec}.project_out", h, e, EMBEDDING, (), False)
+        yield from _linear(f"{dec}.project_in", e, h, EMBEDDING, (), False)
+    for proj in ("k_proj", "v_proj", "q_proj", "out_proj"):
+        bias = a.o_bias if proj == "out_proj" else a.q_bias
+        yield from _linear(f"{p}.self_attn.{proj}", h, h, ATTENTION, layers, bias)
+    yield from _linear(f"{p}.fc1", h, m.intermediate_size, MLP, layers, m.bias)
+    yield from _linear(f"{p}.fc2", m.intermediate_size, h, MLP, layers, m.bias)
+    if spec.norms_per_layer:
+        yield from _norm(f"{p}.self_attn_layer_norm", h, spec, layers)
+        yield from _norm(f"{p}.final_layer_norm", h, spec, layers)
+    if spec.final_norm:
+        yield from _norm(f"{dec}.final_layer_norm", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """BERT encoder (BertModel): word + position + token-type embeddings and their
+    LayerNorm, post-norm layers with biased linears, and the pooler."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "encoder.layer.{i}"
+    m = spec.mlp
+    assert m is not None
+    emb = "embeddings"
+    yield ParamTensor(f"{emb}.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield ParamTensor(f"{emb}.position_embeddings.weight", (spec.learned_positions, h), POSITIONS, "embedding")
+    yield ParamTensor(f"{emb}.token_type_embeddings.weight", (spec.token_types, h), POSITIONS, "embedding")
+    yield from _norm(f"{emb}.LayerNorm", h, spec, ())
+    for proj in ("query", "key", "value"):
+        yield from _linear(f"{p}.attention.self.{proj}", h, h, ATTENTION, layers, True)
+    yield from _linear(f"{p}.attention.output.dense", h, h, ATTENTION, layers, True)
+    yield from _norm(f"{p}.attention.output.LayerNorm", h, spec, layers)
+    yield from _linear(f"{p}.intermediate.dense", h, m.intermediate_size, MLP, layers, True)
+    yield from _linear(f"{p}.output.dense", m.intermediate_size, h, MLP, layers, True)
+    yield from _norm(f"{p}.output.LayerNorm", h, spec, layers)
+    if spec.pooler:
+        yield from _linear("pooler.dense", h, h, POOLER, (), True)
+
+
+def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """Mamba 1 / Falcon-Mamba: per layer an RMSNorm and a selective-SSM mixer
+    (Gu & Dao 2023, arXiv:2312.00752): in_proj h -> 2·D, depthwise conv, x_proj
+    D -> R + 2N, dt_proj R -> D, A_log [D, N], D [D], out_proj D -> h."""
+    h, layers, p = spec.hidden_size, _layer_indices(spec), "backbone.layers.{i}"
+    s = spec.ssm
+    assert s is not None
+    d, n, r = s.inner_size, s.state_size, s.time_step_rank
+    mix = f"{p}.mixer"
+    yield ParamTensor("backbone.embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield from _norm(f"{p}.norm", h, spec, layers)
+    yield ParamTensor(f"{mix}.A_log", (d, n), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.D", (d,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.conv1d.weight", (d, 1, s.conv_kernel), SSM, "other", layers)
+    if s.conv_bias:
+        yield ParamTensor(f"{mix}.conv1d.bias", (d,), SSM, "bias", layers)
+    yield from _linear(f"{mix}.in_proj", h, 2 * d, SSM, layers, s.proj_bias)
+    yield from _linear(f"{mix}.x_proj", d, r + 2 * n, SSM, layers, False)
+    yield from _linear(f"{mix}.dt_proj", r, d, SSM, layers, True)
+    yield from _linear(f"{mix}.out_proj", d, h, SSM, layers, s.proj_bias)
+    yield from _norm("backbone.norm_f", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
+    """SigLIP vision tower (no pooling head) and the Gemma 3 projector."""
+    h, i = v.hidden_size, v.intermediate_size
+    layers = tuple(range(v.num_layers))
+    t, p = "model.vision_tower", "model.vision_tower.encoder.layers.{i}"
+    patches = (v.image_size // v.patch_size) ** 2
+    shape = (h, v.num_channels, v.patch_size, v.patch_size)
+    yield ParamTensor(f"{t}.embeddings.patch_embedding.weight", shape, VISION, "other")
+    yield ParamTensor(f"{t}.embeddings.patch_embedding.bias", (h,), VISION, "bias")
+    yield ParamTensor(f"{t}.embeddings.position_embedding.weight", (patches, h), VISION, "embedding")
+    for norm in ("layer_norm1", "layer_norm2"):
+        yield ParamTensor(f"{p}.{norm}.weight", (h,), VISION, "norm", layers)
+        yield ParamTensor(f"{p}.{norm}.bias", (h,), VISION, "norm", layers)
+    for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+        yield from _linear(f"{p}.self_attn.{proj}", h, h, VISION, layers, True)
+    yield from _linear(f"{p}.mlp.fc1", h, i, VISION, layers, True)
+    yield from _linear(f"{p}.mlp.fc2", i, h, VISION, layers, True)
+    yield ParamTensor(f"{t}.post_layernorm.weight", (h,), VISION, "norm")
+    yield ParamTensor(f"{t}.post_layernorm.bias", (h,), VISION, "norm")
+    if v.pooling_head:  # SiglipMultiheadAttentionPoolingHead: probe, attention, norm, MLP
+        head = f"{t}.head"
+        yield ParamTensor(f"{head}.probe", (1, 1, h), VISION, "other")
+        yield ParamTensor(f"{head}.attention.in_proj_weight", (3 * h, h), VISION, "linear")
+        yield ParamTensor(f"{head}.attention.in_proj_bias", (3 * h,), VISION, "bias")
+        yield from _linear(f"{head}.attention.out_proj", h, h, VISION, (), True)
+        yield ParamTensor(f"{head}.layernorm.weight", (h,), VISION, "norm")
+        yield ParamTensor(f"{head}.layernorm.bias", (h,), VISION, "norm")
+        yield from _linear(f"{head}.mlp.fc1", h, i, VISION, (), True)
+        yield from _linear(f"{head}.mlp.fc2", i, h, VISION, (), True)
+    proj = "model.multi_modal_projector"
+    yield ParamTensor(f"{proj}.mm_input_projection_weight", (h, v.projector_dim), PROJECTOR, "linear")
+    yield ParamTensor(f"{proj}.mm_soft_emb_norm.weight", (h,), PROJECTOR, "norm")
+
+
+_BUILDERS = {
+    "llama": _llama_style,
+    "phi3": _llama_style,
+    "deepseek": _llama_style,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "falcon": _falcon,
+    "opt": _opt,
+    "bert": _bert,
+    "mamba": _mamba,
+}
+
+
+def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
+    """Every parameter tensor of the model, tied weights once."""
+    tensors = list(_BUILDERS[spec.layout](spec))
+    if spec.vision is not None:
+        tensors.extend(_vision(spec.vision))
+    return tuple(tensors)
+
+
+def _sum_by_component(tensors: Iterable[ParamTensor]) -> tuple[tuple[str, int], ...]:
+    totals: dict[str, int] = {}
+    for t in tensors:
+        totals[t.component] = totals.get(t.component, 0) + t.numel
+    return tuple(totals.items())
+
+
+def inactive_expert_params(spec: ModelSpec, tensors: Iterable[ParamTensor]) -> int:
+    """Routed-expert parameters a token does not use: (E - k) / E of every expert tensor
+    (each has a leading expert dimension E, so the division is exact)."""
+    if spec.moe is None:
+        return 0
+    e, k = spec.moe.num_experts, spec.moe.experts_per_token
+    return sum(t.numel // e * (e - k) for t in tensors if t.component == EXPERTS)
+
+
+def count_params(spec: ModelSpec) -> ParamCount:
+    """Exact parameter count and breakdown of ``spec``."""
+    tensors = tensor_inventory(spec)
+    total = sum(t.numel for t in tensors)
+    vision = sum(t.numel for t in tensors if t.component in (VISION, PROJECTOR))
+    return ParamCount(
+        total=total,
+        active=total - inactive_expert_params(spec, tensors),
+        components=_sum_by_component(tensors),
+        text=total - vision,
+    )

@@ -1,0 +1,633 @@
+"""Build a ModelSpec from a Hugging Face ``config.json``.
+
+Each supported ``model_type`` has a reader that takes the fields its transformers
+implementation uses, with the defaults of that implementation's config class where a
+field may be absent (transformers 5.x, ``configuration_<model>.py``). The fields that fix
+a model's size (hidden size, layers, heads, vocabulary) are required: a config without
+them is an error, never a silent guess. No model code is imported or executed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from modelmem.errors import InvalidValueError, MissingFieldError, SourceError, UnknownNameError
+from modelmem.model.spec import (
+    AttentionLayer,
+    AttentionSpec,
+    MlpLayer,
+    MlpSpec,
+    ModelSpec,
+    MoeSpec,
+    SsmSpec,
+    VisionSpec,
+)
+
+# A config.json is a few kB; a cap keeps a wrong path (a weights file) from being read whole.
+MAX_CONFIG_BYTES = 4 * 2**20
+_MAX_DIM = 2**24  # larger than any real width, layer count or vocabulary
+_MISSING = object()
+
+
+class ConfigFields:
+    """Typed, validated access to one config mapping; every error names the field."""
+
+    def __init__(self, config: Mapping[str, Any], where: str, prefix: str = "") -> None:
+        self.config = config
+        self.where = where
+        self.prefix = prefix
+
+    def _raw(self, names: tuple[str, ...], default: object) -> tuple[str, object]:
+        for name in names:
+            if name in self.config and self.config[name] is not None:
+                return name, self.config[name]
+        if default is _MISSING:
+            raise MissingFieldError(self.prefix + names[0], self.where)
+        return names[0], default
+
+    def int(self, *names: str, default: object = _MISSING, minimum: int = 1) -> int:
+        name, value = self._raw(names, default)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise InvalidValueError(self.prefix + name, value, "must be an integer")
+        if value < minimum or value > _MAX_DIM:
+            raise InvalidValueError(self.prefix + name, value, f"must be in [{minimum}, {_MAX_DIM}]")
+        return value
+
+    def opt_int(self, *names: str, minimum: int = 1) -> int | None:
+        if all(self.config.get(n) is None for n in names):
+            return None
+        return self.int(*names, minimum=minimum)
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.config.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise InvalidValueError(self.prefix + name, value, "must be true or false")
+        return value
+
+    def str(self, name: str, default: str) -> str:
+        value = self.config.get(name)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise InvalidValueError(self.prefix + name, value, "must be a string")
+        return value
+
+    def int_list(self, name: str) -> list[int]:
+        value = self.config.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise InvalidValueError(self.prefix + name, value, "must be a list of integers")
+        return value
+
+    def layer_types(self, num_layers: int) -> tuple[AttentionLayer, ...] | None:
+        """``layer_types`` as "full"/"sliding" per layer, or None if absent."""
+        value = self.config.get("layer_types")
+        if value is None:
+            return None
+        kinds = {"full_attention": "full", "sliding_attention": "sliding"}
+        if not isinstance(value, list) or len(value) != num_layers:
+            raise InvalidValueError(
+                self.prefix + "layer_types", value, f"must list {num_layers} layer types"
+            )
+        unknown = [v for v in value if v not in kinds]
+        if unknown:
+            raise UnknownNameError(self.prefix + "layer_types", unknown[0], kinds)
+        return tuple(kinds[v] for v in value)  # type: ignore[misc]
+
+
+def _heads(f: ConfigFields, hidden: int, *, head_dim_default: int | None = None) -> tuple[int, int, int]:
+    """(n_h, n_kv, d): n_kv defaults to n_h (MHA); d to an explicit ``head_dim`` or h / n_h."""
+    n_h = f.int("num_attention_heads")
+    n_kv = f.int("num_key_value_heads", default=n_h)
+    if n_kv > n_h or n_h % n_kv:
+        raise InvalidValueError(
+            f.prefix + "num_key_value_heads", n_kv, f"must divide num_attention_heads={n_h}"
+        )
+    default = head_dim_default if head_dim_default is not None else hidden // n_h
+    d = f.int("head_dim", default=default)
+    if d == 0:
+        raise InvalidValueError(f.prefix + "num_attention_heads", n_h, f"exceeds hidden_size={hidden}")
+    return n_h, n_kv, d
+
+
+def _window_layers(
+    f: ConfigFields, num_layers: int, window: int | None, pattern: Callable[[int], bool] | None = None
+) -> tuple[tuple[AttentionLayer, ...], int | None]:
+    """Per-layer attention kinds: explicit ``layer_types`` win; otherwise ``pattern(i)``
+    marks sliding layers, or every layer slides when a window is set."""
+    explicit = f.layer_types(num_layers)
+    if explicit is not None:
+        kinds = explicit
+    elif window is None:
+        kinds = ("full",) * num_layers
+    elif pattern is None:
+        kinds = ("sliding",) * num_layers
+    else:
+        kinds = tuple("sliding" if pattern(i) else "full" for i in range(num_layers))
+    if "sliding" in kinds and window is None:
+        raise MissingFieldError(f.prefix + "sliding_window", f.where)
+    return kinds, (window if "sliding" in kinds else None)
+
+
+def _common(f: ConfigFields, name: str, family: str, *, tie_default: bool) -> dict[str, Any]:
+    return {
+        "name": name,
+        "family": family,
+        "vocab_size": f.int("vocab_size"),
+        "hidden_size": f.int("hidden_size"),
+        "num_layers": f.int("num_hidden_layers"),
+        "context_length": f.int("max_position_embeddings", default=2048),
+        "tie_word_embeddings": f.bool("tie_word_embeddings", tie_default),
+    }
+
+
+# ------------------------------------------------------------------- llama family
+
+
+def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """Llama, Mistral, Mixtral, Qwen2/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, gpt-oss."""
+    c = _common(f, name, family, tie_default=family in ("gemma", "gemma2", "gemma3_text"))
+    h, num_layers = c["hidden_size"], c["num_layers"]
+    head_dim_default = {"gemma": 256, "gemma2": 256, "gemma3_text": 256, "qwen3": 128}.get(family)
+    n_h, n_kv, d = _heads(f, h, head_dim_default=head_dim_default)
+
+    bias = f.bool("attention_bias", family == "gpt_oss")
+    q_bias = kv_bias = o_bias = bias
+    if family == "qwen2":  # Qwen2Attention: bias on q, k, v only
+        q_bias, kv_bias, o_bias = True, True, False
+    elif family == "qwen2_moe":
+        q_bias = kv_bias = f.bool("qkv_bias", True)
+        o_bias = False
+    elif family == "phi3":
+        q_bias = kv_bias = o_bias = False
+    attention = AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_kv,
+        head_dim=d,
+        v_head_dim=d,
+        q_bias=q_bias,
+        kv_bias=kv_bias,
+        o_bias=o_bias,
+        qk_norm=family in ("qwen3", "qwen3_moe", "gemma3_text"),
+        sinks=family == "gpt_oss",
+    )
+
+    # Sliding windows, as each config class resolves them.
+    window = f.opt_int("sliding_window")
+    pattern: Callable[[int], bool] | None = None
+    if family == "mistral" and "sliding_window" not in f.config:
+        window = 4096  # MistralConfig default
+    elif family in ("qwen2", "qwen3", "qwen3_moe"):
+        window = window if f.bool("use_sliding_window", False) else None
+        first = f.int("max_window_layers", default=28, minimum=0)
+        pattern = None if family == "qwen3_moe" else (lambda i: i >= first)
+    elif family == "qwen2_moe":
+        window = window if f.bool("use_sliding_window", False) else None
+        last = f.int("max_window_layers", default=28, minimum=0)
+        pattern = lambda i: bool((i + 1) % 2) and i < last  # noqa: E731
+    elif family in ("gemma2", "gpt_oss"):
+        window = f.int("sliding_window", default=4096 if family == "gemma2" else 128)
+        pattern = lambda i: bool((i + 1) % 2)  # noqa: E731
+    elif family == "gemma3_text":
+        window = f.int("sliding_window", default=4096)
+        every = f.int("sliding_window_pattern", default=6)
+        pattern = lambda i: bool((i + 1) % every)  # noqa: E731
+    elif family in ("llama", "gemma"):
+        window = None
+    attention_layers, window = _window_layers(f, num_layers, window, pattern)
+
+    mlp_layers, moe = _moe_layout(f, family, h, num_layers)
+    mlp = None
+    if "dense" in mlp_layers:
+        mlp = MlpSpec(
+            intermediate_size=f.int("intermediate_size"),
+            gated=True,
+            bias=f.bool("mlp_bias", False) if family == "llama" else False,
+            activation=f.str("hidden_activation", f.str("hidden_act", "silu")),
+        )
+    phimoe = family == "phimoe"
+    return ModelSpec(
+        **c,
+        layout="phi3" if family == "phi3" else "llama",
+        attention=attention,
+        attention_layers=attention_layers,
+        sliding_window=window,
+        mlp=mlp,
+        mlp_layers=mlp_layers,
+        moe=moe,
+        norm="layernorm" if phimoe else "rmsnorm",
+        norm_bias=phimoe,
+        norms_per_layer=4 if family in ("gemma2", "gemma3_text") else 2,
+        lm_head_bias=f.bool("lm_head_bias", False) if phimoe else False,
+    )
+
+
+def _moe_layout(
+    f: ConfigFields, family: str, h: int, num_layers: int
+) -> tuple[tuple[MlpLayer, ...], MoeSpec | None]:
+    """Which layers are MoE and the shape of their experts."""
+    if family in ("mixtral", "phimoe", "gpt_oss"):
+        moe = MoeSpec(
+            num_experts=f.int("num_local_experts", "num_experts", default=8),
+            experts_per_token=f.int("num_experts_per_tok", "experts_per_token", default=2),
+            expert_intermediate_size=f.int("intermediate_size"),
+            router_bias=family == "gpt_oss",
+            expert_bias=family == "gpt_oss",
+        )
+        return ("moe",) * num_layers, _checked_moe(f, moe)
+    if family in ("qwen2_moe", "qwen3_moe"):
+        e = f.int("num_experts", "num_local_experts", default=0, minimum=0)
+        step = f.int("decoder_sparse_step", default=1)
+        dense_only = set(f.int_list("mlp_only_layers"))
+        kinds: tuple[MlpLayer, ...] = tuple(
+            "moe" if e > 0 and i not in dense_only and (i + 1) % step == 0 else "dense"
+            for i in range(num_layers)
+        )
+        if "moe" not in kinds:
+            return kinds, None
+        shared = f.int("shared_expert_intermediate_size", default=0, minimum=0)
+        moe = MoeSpec(
+            num_experts=e,
+            experts_per_token=f.int("num_experts_per_tok"),
+            expert_intermediate_size=f.int("moe_intermediate_size"),
+            shared_intermediate_size=shared if family == "qwen2_moe" else 0,
+            shared_expert_gate=family == "qwen2_moe" and shared > 0,
+        )
+        return kinds, _checked_moe(f, moe)
+    return ("dense",) * num_layers, None
+
+
+def _checked_moe(f: ConfigFields, moe: MoeSpec) -> MoeSpec:
+    if moe.experts_per_token > moe.num_experts:
+        raise InvalidValueError(
+            f.prefix + "num_experts_per_tok",
+            moe.experts_per_token,
+            f"exceeds the number of experts ({moe.num_experts})",
+        )
+    return moe
+
+
+def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """DeepSeek V2/V3: multi-head latent attention and DeepSeekMoE with shared experts;
+    the first ``first_k_dense_replace`` layers are dense (transformers ignores
+    ``moe_layer_freq``, and does not build V3's multi-token-prediction layer)."""
+    c = _common(f, name, family, tie_default=False)
+    n_h = f.int("num_attention_heads")
+    rope, nope = f.int("qk_rope_head_dim", default=64), f.int("qk_nope_head_dim", default=128)
+    bias = f.bool("attention_bias", False)
+    attention = AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_h,
+        head_dim=nope + rope,
+        v_head_dim=f.int("v_head_dim", default=128),
+        kv_bias=bias,  # on q_a_proj and kv_a_proj_with_mqa
+        o_bias=bias,
+        q_lora_rank=f.opt_int("q_lora_rank") if "q_lora_rank" in f.config else 1536,
+        kv_lora_rank=f.int("kv_lora_rank", default=512),
+        qk_rope_head_dim=rope,
+    )
+    first_dense = f.int("first_k_dense_replace", default=3 if family == "deepseek_v3" else 0, minimum=0)
+    e = f.int("n_routed_experts", default=256 if family == "deepseek_v3" else 64)
+    kinds: tuple[MlpLayer, ...] = tuple(
+        "dense" if i < first_dense else "moe" for i in range(c["num_layers"])
+    )
+    expert_width = f.int("moe_intermediate_size")
+    moe = MoeSpec(
+        num_experts=e,
+        experts_per_token=f.int("num_experts_per_tok"),
+        expert_intermediate_size=expert_width,
+        shared_intermediate_size=expert_width
+        * f.int("n_shared_experts", default=1 if family == "deepseek_v3" else 2, minimum=0),
+    )
+    mlp = MlpSpec(intermediate_size=f.int("intermediate_size"), gated=True)
+    return ModelSpec(
+        **c,
+        layout="deepseek",
+        attention=attention,
+        attention_layers=("full",) * c["num_layers"],
+        mlp=mlp if "dense" in kinds else None,
+        mlp_layers=kinds,
+        moe=_checked_moe(f, moe),
+    )
+
+
+# ------------------------------------------------------------------ legacy layouts
+
+
+def _gpt2(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    if f.bool("add_cross_attention", False):
+        raise InvalidValueError("add_cross_attention", True, "encoder-decoder GPT-2 is not supported")
+    h, n_h = f.int("n_embd", "hidden_size"), f.int("n_head", "num_attention_heads")
+    num_layers, positions = f.int("n_layer", "num_hidden_layers"), f.int("n_positions", default=1024)
+    return ModelSpec(
+        name=name,
+        family=family,
+        layout="gpt2",
+        vocab_size=f.int("vocab_size"),
+        hidden_size=h,
+        num_layers=num_layers,
+        context_length=positions,
+        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        attention=AttentionSpec(
+            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
+            q_bias=True, kv_bias=True, o_bias=True,
+        ),
+        attention_layers=("full",) * num_layers,
+        mlp=MlpSpec(
+            intermediate_size=f.int("n_inner", default=4 * h),
+            gated=False,
+            bias=True,
+            activation=f.str("activation_function", "gelu_new"),
+        ),
+        mlp_layers=("dense",) * num_layers,
+        norm="layernorm",
+        norm_bias=True,
+        learned_positions=positions,
+    )
+
+
+def _gpt_neox(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    c = _common(f, name, family, tie_default=False)
+    h, n_h = c["hidden_size"], f.int("num_attention_heads")
+    bias = f.bool("attention_bias", True)
+    return ModelSpec(
+        **c,
+        layout="gpt_neox",
+        attention=AttentionSpec(
+            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
+            q_bias=bias, kv_bias=bias, o_bias=bias,
+        ),
+        attention_layers=("full",) * c["num_layers"],
+        mlp=MlpSpec(
+            intermediate_size=f.int("intermediate_size"),
+            gated=False,
+            bias=True,
+            activation=f.str("hidden_act", "gelu"),
+        ),
+        mlp_layers=("dense",) * c["num_layers"],
+        norm="layernorm",
+        norm_bias=True,
+        parallel_residual=f.bool("use_parallel_residual", True),
+    )
+
+
+def _falcon(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """Falcon: MHA, multi-query (7B) or grouped KV with ``new_decoder_architecture`` (40B)."""
+    h = f.int("hidden_size", "n_embed")
+    n_h = f.int("num_attention_heads", "n_head")
+    num_layers = f.int("num_hidden_layers", "n_layer")
+    new_arch = f.bool("new_decoder_architecture", False)
+    multi_query = f.bool("multi_query", True)
+    if new_arch:
+        n_kv = f.int("num_kv_heads", default=n_h)
+    else:
+        n_kv = 1 if multi_query else n_h
+    parallel = f.bool("parallel_attn", True)
+    ln_parallel = f.opt_int("num_ln_in_parallel_attn") or (2 if new_arch else 1)
+    bias = f.bool("bias", False)
+    if f.bool("alibi", False):
+        notes: tuple[str, ...] = ("ALiBi positions",)
+    else:
+        notes = ()
+    return ModelSpec(
+        name=name,
+        family=family,
+        layout="falcon",
+        vocab_size=f.int("vocab_size"),
+        hidden_size=h,
+        num_layers=num_layers,
+        context_length=f.int("max_position_embeddings", default=2048),
+        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        attention=AttentionSpec(
+            num_heads=n_h, num_kv_heads=n_kv, head_dim=h // n_h, v_head_dim=h // n_h,
+            q_bias=bias, kv_bias=bias, o_bias=bias,
+        ),
+        attention_layers=("full",) * num_layers,
+        mlp=MlpSpec(
+            intermediate_size=f.int("ffn_hidden_size", default=4 * h),
+            gated=False,
+            bias=bias,
+            activation=f.str("activation", "gelu"),
+        ),
+        mlp_layers=("dense",) * num_layers,
+        norm="layernorm",
+        norm_bias=True,
+        norms_per_layer=2 if (not parallel or ln_parallel == 2) else 1,
+        parallel_residual=parallel,
+        notes=notes,
+    )
+
+
+def _opt(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    c = _common(f, name, family, tie_default=True)
+    h, n_h = c["hidden_size"], f.int("num_attention_heads")
+    bias = f.bool("enable_bias", True)
+    affine = f.bool("layer_norm_elementwise_affine", True)
+    before = f.bool("do_layer_norm_before", True)
+    return ModelSpec(
+        **c,
+        layout="opt",
+        attention=AttentionSpec(
+            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
+            q_bias=bias, kv_bias=bias, o_bias=bias,
+        ),
+        attention_layers=("full",) * c["num_layers"],
+        mlp=MlpSpec(
+            intermediate_size=f.int("ffn_dim"),
+            gated=False,
+            bias=bias,
+            activation=f.str("activation_function", "relu"),
+        ),
+        mlp_layers=("dense",) * c["num_layers"],
+        norm="layernorm",
+        norm_bias=True,
+        norms_per_layer=2 if affine else 0,
+        final_norm=affine and before and not f.bool("_remove_final_layer_norm", False),
+        embedding_dim=f.int("word_embed_proj_dim", default=h),
+        # OPTLearnedPositionalEmbedding keeps 2 extra rows (an offset from fairseq).
+        learned_positions=c["context_length"] + 2,
+    )
+
+
+def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    if f.bool("add_cross_attention", False) or f.bool("is_decoder", False):
+        raise InvalidValueError("is_decoder", True, "only the BERT encoder is supported")
+    c = _common(f, name, family, tie_default=True)
+    h, n_h = c["hidden_size"], f.int("num_attention_heads")
+    return ModelSpec(
+        **c,
+        layout="bert",
+        attention=AttentionSpec(
+            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
+            q_bias=True, kv_bias=True, o_bias=True,
+        ),
+        attention_layers=("full",) * c["num_layers"],
+        mlp=MlpSpec(
+            intermediate_size=f.int("intermediate_size"),
+            gated=False,
+            bias=True,
+            activation=f.str("hidden_act", "gelu"),
+        ),
+        mlp_layers=("dense",) * c["num_layers"],
+        norm="layernorm",
+        norm_bias=True,
+        final_norm=False,
+        learned_positions=c["context_length"],
+        token_types=f.int("type_vocab_size", default=2),
+        embedding_norm=True,
+        pooler=True,
+        lm_head=False,
+    )
+
+
+def _mamba(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    h = f.int("hidden_size")
+    rank = f.config.get("time_step_rank", "auto")
+    time_step_rank = math.ceil(h / 16) if rank in ("auto", None) else f.int("time_step_rank")
+    ssm = SsmSpec(
+        state_size=f.int("state_size", default=16),
+        conv_kernel=f.int("conv_kernel", default=4),
+        inner_size=f.int("intermediate_size", default=f.int("expand", default=2) * h),
+        time_step_rank=time_step_rank,
+        conv_bias=f.bool("use_conv_bias", True),
+        proj_bias=f.bool("use_bias", False),
+    )
+    num_layers = f.int("num_hidden_layers")
+    return ModelSpec(
+        name=name,
+        family=family,
+        layout="mamba",
+        vocab_size=f.int("vocab_size"),
+        hidden_size=h,
+        num_layers=num_layers,
+        # A recurrent model has no positional limit; report the trained length if stated.
+        context_length=f.int("max_position_embeddings", default=2**20),
+        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        attention=None,
+        mlp=None,
+        ssm=ssm,
+        norms_per_layer=1,
+    )
+
+
+# Defaults of Gemma3TextConfig, applied to a gemma3 config's (often sparse) text_config.
+_GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 262_208,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 4,
+    "head_dim": 256,
+    "max_position_embeddings": 131_072,
+    "sliding_window": 4096,
+}
+_SIGLIP_DEFAULTS: dict[str, Any] = {
+    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
+    "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16,
+}
+
+
+def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """Gemma 3 multimodal: the gemma3_text decoder, a SigLIP vision tower and a projector.
+    transformers fills the nested configs from their class defaults; so does this."""
+    text_raw, vision_raw = f.config.get("text_config"), f.config.get("vision_config")
+    if not isinstance(text_raw, Mapping):
+        raise MissingFieldError("text_config", f.where)
+    if not isinstance(vision_raw, Mapping):
+        raise MissingFieldError("vision_config", f.where)
+    text_cfg = {**_GEMMA3_TEXT_DEFAULTS, **text_raw}
+    text_cfg.setdefault("tie_word_embeddings", f.bool("tie_word_embeddings", True))
+    text = _llama_like(ConfigFields(text_cfg, f.where, "text_config."), name, "gemma3_text")
+    v = ConfigFields({**_SIGLIP_DEFAULTS, **vision_raw}, f.where, "vision_config.")
+    vision = VisionSpec(
+        hidden_size=v.int("hidden_size"),
+        num_layers=v.int("num_hidden_layers"),
+        num_heads=v.int("num_attention_heads"),
+        intermediate_size=v.int("intermediate_size"),
+        image_size=v.int("image_size"),
+        patch_size=v.int("patch_size"),
+        num_channels=v.int("num_channels"),
+        projector_dim=text.hidden_size,
+        tokens_per_image=f.int("mm_tokens_per_image", default=256),
+        pooling_head=v.bool("vision_use_head", True),
+    )
+    from dataclasses import replace
+
+    return replace(text, family=family, vision=vision)
+
+
+_READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
+    **{
+        t: _llama_like
+        for t in (
+            "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
+            "gemma", "gemma2", "gemma3_text", "phi3", "phimoe", "gpt_oss",
+        )
+    },
+    "deepseek_v2": _deepseek,
+    "deepseek_v3": _deepseek,
+    "gemma3": _gemma3,
+    "gpt2": _gpt2,
+    "gpt_neox": _gpt_neox,
+    "falcon": _falcon,
+    "opt": _opt,
+    "bert": _bert,
+    "mamba": _mamba,
+    "falcon_mamba": _mamba,
+}
+
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
+
+
+def spec_from_config(config: Mapping[str, Any], name: str = "model", where: str = "config") -> ModelSpec:
+    """The ModelSpec of a parsed config.json mapping."""
+    if not isinstance(config, Mapping):
+        raise SourceError(where, "config must be a JSON object")
+    model_type = config.get("model_type")
+    if model_type is None:
+        raise MissingFieldError("model_type", where)
+    reader = _READERS.get(model_type) if isinstance(model_type, str) else None
+    if reader is None:
+        raise UnknownNameError("model_type", model_type, _READERS)
+    spec = reader(ConfigFields(config, where), name, model_type)
+    quant = config.get("quantization_config")
+    if isinstance(quant, Mapping) and isinstance(quant.get("quant_method"), str):
+        from dataclasses import replace
+
+        spec = replace(spec, quantization=quant["quant_method"])
+    return spec
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse a config.json (or the one in a model folder), with a size cap."""
+    file = path / "config.json" if path.is_dir() else path
+    if not file.is_file():
+        raise SourceError(str(path), "no config.json found")
+    size = file.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise SourceError(str(file), f"{size} bytes is too large for a config.json")
+    try:
+        data = json.loads(file.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise SourceError(str(file), f"not UTF-8 text ({e.reason})") from None
+    except json.JSONDecodeError as e:
+        raise SourceError(str(file), f"malformed JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(data, dict):
+        raise SourceError(str(file), "config must be a JSON object")
+    return data
+
+
+def spec_from_path(path: Path, name: str | None = None) -> ModelSpec:
+    """The ModelSpec of a config.json file or a model folder containing one."""
+    config = read_config_file(path)
+    label = name or (path.name if path.is_dir() else path.parent.name) or "model"
+    return spec_from_config(config, name=label, where=str(path))

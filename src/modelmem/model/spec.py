@@ -1,0 +1,173 @@
+"""ModelSpec: one frozen, normalized description of a model architecture.
+
+Every source (a Hugging Face ``config.json``, a safetensors header, a GGUF header, the
+built-in catalogue, a plain size such as ``7B``) is turned into a :class:`ModelSpec`, and
+every estimator reads only this object. It carries every field that changes the
+parameter count or the size of the inference cache, and nothing about file formats.
+
+Symbols used in comments follow the reference formulas: ``V`` vocabulary, ``h`` hidden
+size, ``L`` layers, ``n_h`` query heads, ``n_kv`` key/value heads, ``d`` head dim,
+``I`` MLP width, ``E`` routed experts, ``k`` experts per token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from modelmem.errors import InvalidValueError
+
+NormKind = Literal["rmsnorm", "layernorm"]
+AttentionLayer = Literal["full", "sliding"]
+MlpLayer = Literal["dense", "moe"]
+# How the blocks of the implementation are laid out. It decides module names (which
+# LoRA targets refer to) and a few legacy shapes; the numbers live in the fields below.
+Layout = Literal["llama", "phi3", "deepseek", "gpt2", "gpt_neox", "falcon", "opt", "bert", "mamba"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AttentionSpec:
+    """Self-attention of one decoder layer (the same in every layer of a model)."""
+
+    num_heads: int
+    num_kv_heads: int  # n_kv: = n_h for MHA, 1 for MQA, in between for GQA
+    head_dim: int  # d of queries and keys (MLA: qk_nope_head_dim + qk_rope_head_dim)
+    v_head_dim: int  # d of values (differs from head_dim only for MLA)
+    q_bias: bool = False
+    kv_bias: bool = False
+    o_bias: bool = False
+    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3, Gemma 3)
+    sinks: bool = False  # learned per-head attention sink logits (gpt-oss)
+    # Multi-head latent attention (DeepSeek V2/V3); None/0 for every other model.
+    q_lora_rank: int | None = None
+    kv_lora_rank: int | None = None
+    qk_rope_head_dim: int = 0
+
+    @property
+    def is_mla(self) -> bool:
+        return self.kv_lora_rank is not None
+
+    @property
+    def qk_nope_head_dim(self) -> int:
+        return self.head_dim - self.qk_rope_head_dim
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MlpSpec:
+    """Dense feed-forward block: gated (SwiGLU/GeGLU, three matrices) or plain (two)."""
+
+    intermediate_size: int  # I
+    gated: bool
+    bias: bool = False
+    activation: str = "silu"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MoeSpec:
+    """Mixture-of-experts feed-forward block, used in the layers marked "moe"."""
+
+    num_experts: int  # E routed experts
+    experts_per_token: int  # k
+    expert_intermediate_size: int  # I_moe, width of one routed expert
+    shared_intermediate_size: int = 0  # total width of the always-active shared expert MLP
+    shared_expert_gate: bool = False  # Qwen2-MoE scalar gate h -> 1 on the shared expert
+    router_bias: bool = False
+    expert_bias: bool = False  # biases inside experts (gpt-oss)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SsmSpec:
+    """Selective state-space mixer (Mamba 1): no KV cache, a fixed recurrent state."""
+
+    state_size: int  # N, SSM state per channel
+    conv_kernel: int
+    inner_size: int  # expand * h
+    time_step_rank: int
+    conv_bias: bool = True
+    proj_bias: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VisionSpec:
+    """A ViT-style vision tower (SigLIP for Gemma 3) and its projector into the text model."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    image_size: int
+    patch_size: int
+    num_channels: int = 3
+    projector_dim: int = 0  # output width of the projector (= text hidden size)
+    tokens_per_image: int = 0
+    pooling_head: bool = False  # SigLIP multi-head attention pooling head
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelSpec:
+    """A normalized, frozen description of one model architecture."""
+
+    name: str
+    family: str  # the config's model_type, e.g. "llama", "deepseek_v3"
+    layout: Layout
+    vocab_size: int
+    hidden_size: int
+    num_layers: int
+    context_length: int
+    attention: AttentionSpec | None  # None for attention-free (state-space) models
+    mlp: MlpSpec | None  # None when every layer is MoE, or for state-space models
+    attention_layers: tuple[AttentionLayer, ...] = ()  # per layer; empty if no attention
+    mlp_layers: tuple[MlpLayer, ...] = ()  # per layer
+    moe: MoeSpec | None = None
+    ssm: SsmSpec | None = None
+    vision: VisionSpec | None = None
+    sliding_window: int | None = None
+    norm: NormKind = "rmsnorm"
+    norm_bias: bool = False
+    norms_per_layer: int = 2
+    final_norm: bool = True
+    tie_word_embeddings: bool = False
+    embedding_dim: int = 0  # width of the token embedding when it differs from h (OPT-350m)
+    learned_positions: int = 0  # rows of a learned position table (GPT-2, OPT, BERT)
+    token_types: int = 0  # BERT segment embeddings
+    embedding_norm: bool = False  # LayerNorm after the embeddings (BERT)
+    pooler: bool = False  # BERT pooler dense h -> h
+    lm_head: bool = True  # False for encoders counted without a task head
+    lm_head_bias: bool = False
+    parallel_residual: bool = False
+    quantization: str | None = None  # quant_method of a checkpoint's quantization_config
+    notes: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden_size", "num_layers", "context_length"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InvalidValueError(name, value, "must be a positive integer")
+        if self.attention is not None and len(self.attention_layers) != self.num_layers:
+            raise InvalidValueError(
+                "attention_layers", len(self.attention_layers), f"must list {self.num_layers} layers"
+            )
+        if self.mlp_layers and len(self.mlp_layers) != self.num_layers:
+            raise InvalidValueError(
+                "mlp_layers", len(self.mlp_layers), f"must list {self.num_layers} layers"
+            )
+        if "moe" in self.mlp_layers and self.moe is None:
+            raise InvalidValueError("moe", None, "MoE layers need a MoeSpec")
+        if "dense" in self.mlp_layers and self.mlp is None:
+            raise InvalidValueError("mlp", None, "dense layers need an MlpSpec")
+
+    @property
+    def token_embedding_dim(self) -> int:
+        return self.embedding_dim or self.hidden_size
+
+    @property
+    def is_moe(self) -> bool:
+        return "moe" in self.mlp_layers
+
+    @property
+    def num_moe_layers(self) -> int:
+        return self.mlp_layers.count("moe")
+
+    @property
+    def has_kv_cache(self) -> bool:
+        return self.attention is not None and self.layout != "bert"
