@@ -181,7 +181,7 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
     MLP plus a scalar gate h -> 1)."""
     h, layers, e, width = spec.hidden_size, _layer_indices(spec, "moe"), moe.num_experts, moe.expert_intermediate_size
     mlp = f"{prefix}.mlp"
-    router = "router" if spec.family == "gpt_oss" else "gate"
+    router = "router" if spec.family in ("gpt_oss", "phimoe") else "gate"
     yield from _linear(f"{mlp}.{router}", h, e, ROUTER, layers, moe.router_bias)
     if spec.family == "gpt_oss":  # gpt-oss stores experts transposed: [E, h, 2I] and [E, I, h]
         up_shape, down_shape = (e, h, 2 * width), (e, width, h)

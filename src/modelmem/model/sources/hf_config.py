@@ -159,7 +159,9 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     """Llama, Mistral, Mixtral, Qwen2/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, gpt-oss."""
     c = _common(f, name, family, tie_default=family in ("gemma", "gemma2", "gemma3_text"))
     h, num_layers = c["hidden_size"], c["num_layers"]
-    head_dim_default = {"gemma": 256, "gemma2": 256, "gemma3_text": 256, "qwen3": 128}.get(family)
+    head_dim_default = {
+        "gemma": 256, "gemma2": 256, "gemma3_text": 256, "qwen3": 128, "gpt_oss": 64
+    }.get(family)
     n_h, n_kv, d = _heads(f, h, head_dim_default=head_dim_default)
 
     bias = f.bool("attention_bias", family == "gpt_oss")
