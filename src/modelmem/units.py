@@ -144,7 +144,9 @@ def _exact_number(value: object, field: str) -> Fraction:
         if not math.isfinite(value):
             raise InvalidValueError(field, value, "must be finite")
         return Fraction(value)
-    raise InvalidValueError(field, value, f"must be a string or a number, not {type(value).__name__}")
+    raise InvalidValueError(
+        field, value, f"must be a string or a number, not {type(value).__name__}"
+    )
 
 
 def parse_count(text: str | int | float, field: str = "size") -> int:
@@ -214,8 +216,8 @@ def _check_int(n: object, field: str) -> int:
 
 def _round_half_away(value: Fraction, places: int) -> int:
     """``value`` · 10^places rounded to the nearest int, halves away from zero (exact)."""
-    scaled = abs(value) * 10**places
-    rounded = math.floor(scaled + Fraction(1, 2))
+    factor: int = 10**places
+    rounded = math.floor(abs(value) * factor + Fraction(1, 2))
     return -rounded if value < 0 else rounded
 
 
@@ -230,6 +232,8 @@ def _fixed(value: Fraction, places: int = 2) -> str:
 def _format_in_units(n: int, units: Mapping[str, int], unit: str | None) -> str:
     """Render ``n`` bytes in ``unit`` (or the largest unit that keeps the number ≥ 1)."""
     if unit is not None:
+        if not isinstance(unit, str):
+            raise InvalidValueError("unit", unit, "must be a string such as 'GB' or 'GiB'")
         lookup = {name.lower(): name for name in units}
         canonical = lookup.get(unit.lower())
         if canonical is None:
@@ -244,9 +248,10 @@ def _format_in_units(n: int, units: Mapping[str, int], unit: str | None) -> str:
             chosen = name
             # A value that rounds up to 1000.00 (or 1024.00) reads better in the next unit.
             next_size = ordered[index + 1][1] if index + 1 < len(ordered) else None
-            if next_size is not None and abs(_round_half_away(Fraction(n, size), 2)) >= (
-                next_size // size
-            ) * 100:
+            if (
+                next_size is not None
+                and abs(_round_half_away(Fraction(n, size), 2)) >= (next_size // size) * 100
+            ):
                 chosen = ordered[index + 1][0]
     size = units[chosen]
     if size == 1:

@@ -392,7 +392,7 @@ def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
     if v.pooling_head:  # SiglipMultiheadAttentionPoolingHead: probe, attention, norm, MLP
         head = f"{t}.head"
         yield ParamTensor(f"{head}.probe", (1, 1, h), VISION, "other")
-        yield ParamTensor(f"{head}.attention.in_proj_weight", (3 * h, h), VISION, "linear")
+        yield ParamTensor(f"{head}.attention.in_proj_weight", (3 * h, h), VISION, "other")
         yield ParamTensor(f"{head}.attention.in_proj_bias", (3 * h,), VISION, "bias")
         yield from _linear(f"{head}.attention.out_proj", h, h, VISION, (), True)
         yield ParamTensor(f"{head}.layernorm.weight", (h,), VISION, "norm")
@@ -400,7 +400,7 @@ def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
         yield from _linear(f"{head}.mlp.fc1", h, i, VISION, (), True)
         yield from _linear(f"{head}.mlp.fc2", i, h, VISION, (), True)
     proj = "model.multi_modal_projector"
-    yield ParamTensor(f"{proj}.mm_input_projection_weight", (h, v.projector_dim), PROJECTOR, "linear")
+    yield ParamTensor(f"{proj}.mm_input_projection_weight", (h, v.projector_dim), PROJECTOR, "other")
     yield ParamTensor(f"{proj}.mm_soft_emb_norm.weight", (h,), PROJECTOR, "norm")
 
 
@@ -425,11 +425,18 @@ def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     return tuple(tensors)
 
 
+# Display order of the breakdown: input side, blocks, output side, other towers.
+COMPONENT_ORDER = (
+    EMBEDDING, POSITIONS, ATTENTION, MLP, ROUTER, EXPERTS, SHARED_EXPERTS, SSM, NORMS,
+    LM_HEAD, POOLER, VISION, PROJECTOR,
+)
+
+
 def _sum_by_component(tensors: Iterable[ParamTensor]) -> tuple[tuple[str, int], ...]:
     totals: dict[str, int] = {}
     for t in tensors:
         totals[t.component] = totals.get(t.component, 0) + t.numel
-    return tuple(totals.items())
+    return tuple((name, totals[name]) for name in COMPONENT_ORDER if name in totals)
 
 
 def inactive_expert_params(spec: ModelSpec, tensors: Iterable[ParamTensor]) -> int:

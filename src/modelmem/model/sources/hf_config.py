@@ -115,10 +115,9 @@ def _heads(f: ConfigFields, hidden: int, *, head_dim_default: int | None = None)
             f.prefix + "num_key_value_heads", n_kv, f"must divide num_attention_heads={n_h}"
         )
     default = head_dim_default if head_dim_default is not None else hidden // n_h
-    d = f.int("head_dim", default=default)
-    if d == 0:
+    if default == 0 and f.config.get("head_dim") is None:
         raise InvalidValueError(f.prefix + "num_attention_heads", n_h, f"exceeds hidden_size={hidden}")
-    return n_h, n_kv, d
+    return n_h, n_kv, f.int("head_dim", default=default)
 
 
 def _window_layers(

@@ -1,0 +1,239 @@
+"""Command-line interface: a thin layer over the library.
+
+Each command resolves its inputs, calls the pure core, and renders the result as a table
+(rich, imported only when a table is printed) or as JSON (``--json``). Errors from the
+library are caught once, in :func:`main`, and printed as one line with exit code 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from modelmem import __version__
+from modelmem.errors import ModelMemError
+
+EXIT_BAD_INPUT = 2
+DEFAULT_DTYPE = "bf16"
+
+
+def _emit_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2))
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelmem")
+def cli() -> None:
+    """How much memory a large language model needs, and whether it fits.
+
+    SOURCE is a catalogue model (`modelmem models`), a config.json file or model folder,
+    or a plain size such as 7B, 1.5b, 124M or 70e9.
+    """
+
+
+# ----------------------------------------------------------------------------- params
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--dtype", default=DEFAULT_DTYPE, show_default=True,
+    help="Number format of the weights for the rule of thumb (see `modelmem formats`).",
+)
+@click.option(
+    "--optimizer", default="adamw", show_default=True,
+    type=click.Choice(["adamw", "adam", "sgd-momentum", "sgd"]),
+    help="Optimizer of the training rule of thumb (states: AdamW 2×, SGD+momentum 1×, SGD 0).",
+)
+@click.option(
+    "--train-factor", type=float, default=None,
+    help="Override the training factor (2–4 × inference); default follows the optimizer.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def params(source: str, dtype: str, optimizer: str, train_factor: float | None, as_json: bool) -> None:
+    """Parameter count and breakdown of SOURCE, with the rule-of-thumb memory."""
+    from modelmem.formats import get_format
+    from modelmem.memory.rules import rule_of_thumb
+    from modelmem.model.sources import resolve
+
+    model = resolve(source)
+    fmt = get_format(dtype)
+    rule = rule_of_thumb(model.params.total, fmt, optimizer, train_factor)
+    data = params_json(model, rule)
+    if as_json:
+        _emit_json(data)
+    else:
+        _render_params(model, rule)
+
+
+def params_json(model: Any, rule: Any) -> dict[str, Any]:
+    p = model.params
+    return {
+        "source": model.label,
+        "kind": model.kind,
+        "origin": model.origin,
+        "family": model.spec.family if model.spec else None,
+        "total_params": p.total,
+        "active_params": p.active,
+        "text_params": p.text,
+        "components": [{"name": n, "params": c} for n, c in p.components],
+        "context_length": model.context_length,
+        "tokenizer": model.tokenizer,
+        "weights_format": rule.format.name,
+        "weights_bytes": rule.inference_bytes,
+        "rule_of_thumb": rule.to_dict(),
+    }
+
+
+def _render_params(model: Any, rule: Any) -> None:
+    from rich.table import Table
+
+    from modelmem.units import format_bytes_both, format_count
+
+    p = model.params
+    console = _console()
+    spec = model.spec
+    title = f"{model.label}" + (f" ({spec.family})" if spec else " (size only)")
+    table = Table(title=title, title_justify="left")
+    table.add_column("component")
+    table.add_column("parameters", justify="right")
+    table.add_column("share", justify="right")
+    if spec is not None:
+        for name, count in p.components:
+            table.add_row(name, f"{count:,}", f"{100 * count / p.total:.2f}%")
+        table.add_section()
+    table.add_row("total", f"{p.total:,}", f"{format_count(p.total)}")
+    if p.active != p.total:
+        table.add_row("active per token", f"{p.active:,}", format_count(p.active))
+    if p.text != p.total:
+        table.add_row("text decoder", f"{p.text:,}", format_count(p.text))
+    console.print(table)
+    if model.context_length:
+        console.print(f"context length: {model.context_length:,} tokens")
+    fmt = rule.format
+    console.print(
+        f"weights in {fmt.name}: {p.total:,} × {fmt.bytes_per_value} B = "
+        f"{rule.inference_bytes:,} bytes = {format_bytes_both(rule.inference_bytes)}"
+    )
+    console.print(f"rule of thumb, inference ≈ weights = {format_bytes_both(rule.inference_bytes)}")
+    console.print(
+        f"rule of thumb, training ≈ {rule.training_factor} × inference = "
+        f"{format_bytes_both(rule.training_bytes)} ({rule.optimizer}):"
+    )
+    for c in rule.training.components:
+        console.print(f"  {c.name:<17} {format_bytes_both(c.bytes):>22}  {c.how}")
+    if spec is None:
+        console.print("only a size is known: give a config.json or catalogue name for a breakdown")
+
+
+# ------------------------------------------------------------------------- catalogues
+
+
+@cli.command()
+@click.option("--family", default=None, help="Only models of this model_type.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def models(family: str | None, as_json: bool) -> None:
+    """The built-in model catalogue."""
+    from modelmem.model.sources.catalogue import load_catalogue
+
+    entries = [e for e in load_catalogue().values() if family is None or e.family == family]
+    rows = [
+        {
+            "name": e.name,
+            "hub_id": e.hub_id,
+            "family": e.family,
+            "total_params": e.params_transformers,
+            "context_length": e.context_length,
+            "tokenizer": e.tokenizer,
+            "source": e.source,
+        }
+        for e in entries
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    from modelmem.units import format_count
+
+    table = Table(title=f"{len(rows)} models")
+    for col in ("name", "family", "params", "context", "hub id"):
+        table.add_column(col, justify="right" if col in ("params", "context") else "left")
+    for r in rows:
+        table.add_row(
+            r["name"], r["family"], format_count(r["total_params"]),
+            f"{r['context_length']:,}", r["hub_id"],
+        )
+    _console().print(table)
+
+
+@cli.command()
+@click.option("--family", default=None, help="Only formats of this family (float, ggml, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def formats(family: str | None, as_json: bool) -> None:
+    """Number formats and quantization schemes, with exact bits per value."""
+    from modelmem.formats import all_formats
+
+    chosen = [f for f in all_formats() if family is None or f.family == family]
+    rows = [
+        {
+            "name": f.name,
+            "family": f.family,
+            "block_size": f.block_size,
+            "bytes_per_block": f.bytes_per_block,
+            "bits_per_value": float(f.bits_per_value),
+            "aliases": list(f.aliases),
+            "source": f.source,
+        }
+        for f in chosen
+    ]
+    if as_json:
+        _emit_json(rows)
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{len(rows)} number formats")
+    for col in ("name", "family", "block", "bytes/block", "bits/value", "aliases"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"], r["family"], str(r["block_size"]), str(r["bytes_per_block"]),
+            f"{r['bits_per_value']:.4g}", ", ".join(r["aliases"]),
+        )
+    _console().print(table)
+
+
+# ------------------------------------------------------------------------------ entry
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; bad input is one line on stderr and exit code 2, never a traceback."""
+    try:
+        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except ModelMemError as e:
+        click.echo(f"modelmem: error: {e}", err=True)
+        return EXIT_BAD_INPUT
+    except click.exceptions.Abort:
+        click.echo("modelmem: aborted", err=True)
+        return 130
+    except click.exceptions.ClickException as e:  # usage errors: unknown option, bad choice
+        click.echo(f"modelmem: error: {e.format_message()}", err=True)
+        return EXIT_BAD_INPUT
+    except OSError as e:
+        click.echo(f"modelmem: error: {e.filename or ''}: {e.strerror}", err=True)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

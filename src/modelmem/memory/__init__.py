@@ -1,0 +1,1 @@
+"""What a workload costs in memory: pure functions of a ModelSpec and a workload."""
