@@ -135,12 +135,16 @@ def check_fields(path: Path, entry: dict[str, Any]) -> list[str]:
 
 
 def check_unique_names(entries: Sequence[tuple[Path, dict[str, Any]]]) -> list[str]:
-    """Every name and alias must point at one entry only."""
+    """Every name, alias and Hub id (compared lower-case) must point at one entry only."""
     owner: dict[str, str] = {}
     problems: list[str] = []
     for _, entry in entries:
         name = str(entry.get("name", ""))
-        for label in [name, *entry.get("aliases", [])]:
+        labels = {
+            str(label).lower()
+            for label in [name, entry.get("hub_id", ""), *entry.get("aliases", [])]
+        }
+        for label in sorted(labels - {""}):
             if label in owner and owner[label] != name:
                 problems.append(f"{label!r} names both {owner[label]!r} and {name!r}")
             owner[label] = name
@@ -159,11 +163,15 @@ def count_parameters(config: dict[str, Any]) -> int:
     kind = MODEL_CLASS.get(config["model_type"], "causal-lm")
     with torch.device("meta"):
         if kind == "base":
-            model = transformers.AutoModel.from_config(cfg, trust_remote_code=False)
+            model = transformers.AutoModel.from_config(  # type: ignore[no-untyped-call]
+                cfg, trust_remote_code=False
+            )
         elif kind == "gemma3-conditional-generation":
             model = transformers.Gemma3ForConditionalGeneration(cfg)
         else:
-            model = transformers.AutoModelForCausalLM.from_config(cfg, trust_remote_code=False)
+            model = transformers.AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+                cfg, trust_remote_code=False
+            )
     return sum(p.numel() for p in model.parameters())
 
 
@@ -191,42 +199,57 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no catalogue entries in {args.directory}", file=sys.stderr)
         return 1
 
-    failures = 0
-    problems = check_unique_names(entries)
-    for problem in problems:
+    catalogue_problems = check_unique_names(entries)
+    for problem in catalogue_problems:
         print(f"FAIL  catalogue: {problem}")
-    failures += len(problems)
 
+    failed: list[str] = []
+    rewritten: list[str] = []
     for path, entry in entries:
-        problems = check_fields(path, entry)
-        if problems:
-            for problem in problems:
-                print(f"FAIL  {path.name}: {problem}")
-            failures += 1
-            continue
-        start = time.perf_counter()
-        try:
-            counted = count_parameters(entry["config"])
-        except Exception as error:  # report and carry on with the other entries
-            print(f"FAIL  {entry['name']}: transformers could not build it: {error!r}")
-            failures += 1
-            continue
-        seconds = time.perf_counter() - start
-        stored = entry["params_transformers"]
-        label = f"{entry['name']:<22} {counted:>16,d}  ({entry['published_params']}, {seconds:.1f} s)"
-        if counted == stored:
-            print(f"ok    {label}")
-        elif args.write:
-            entry["params_transformers"] = counted
-            path.write_text(dump_entry(entry), encoding="utf-8")
-            print(f"write {label}  (was {stored:,d})")
-        else:
-            print(f"FAIL  {label}  catalogue says {stored:,d}")
-            failures += 1
+        outcome = verify_entry(path, entry, write=args.write)
+        if outcome == "fail":
+            failed.append(path.stem)
+        elif outcome == "written":
+            rewritten.append(path.stem)
 
     total = len(entries)
-    print(f"{total - failures}/{total} entries verified" + (f", {failures} failed" if failures else ""))
-    return 1 if failures else 0
+    summary = f"{total - len(failed)}/{total} entries verified"
+    if rewritten:
+        summary += f", {len(rewritten)} rewritten ({', '.join(rewritten)})"
+    if failed:
+        summary += f", {len(failed)} failed ({', '.join(failed)})"
+    if catalogue_problems:
+        summary += f", {len(catalogue_problems)} catalogue problem(s)"
+    print(summary)
+    return 1 if failed or catalogue_problems else 0
+
+
+def verify_entry(path: Path, entry: dict[str, Any], *, write: bool) -> str:
+    """Check one entry and print one line; return "ok", "written" or "fail"."""
+    problems = check_fields(path, entry)
+    if problems:
+        for problem in problems:
+            print(f"FAIL  {path.name}: {problem}")
+        return "fail"
+    start = time.perf_counter()
+    try:
+        counted = count_parameters(entry["config"])
+    except Exception as error:  # report it and carry on with the other entries
+        print(f"FAIL  {entry['name']}: transformers could not build it: {error!r}")
+        return "fail"
+    seconds = time.perf_counter() - start
+    stored = entry["params_transformers"]
+    label = f"{entry['name']:<22} {counted:>16,d}  ({entry['published_params']}; {seconds:.1f} s)"
+    if counted == stored:
+        print(f"ok    {label}")
+        return "ok"
+    if write:
+        entry["params_transformers"] = counted
+        path.write_text(dump_entry(entry), encoding="utf-8")
+        print(f"write {label}  (was {stored:,d})")
+        return "written"
+    print(f"FAIL  {label}  catalogue says {stored:,d}")
+    return "fail"
 
 
 if __name__ == "__main__":

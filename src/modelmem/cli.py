@@ -47,20 +47,28 @@ def cli() -> None:
 @cli.command()
 @click.argument("source")
 @click.option(
-    "--dtype", default=DEFAULT_DTYPE, show_default=True,
+    "--dtype",
+    default=DEFAULT_DTYPE,
+    show_default=True,
     help="Number format of the weights for the rule of thumb (see `modelmem formats`).",
 )
 @click.option(
-    "--optimizer", default="adamw", show_default=True,
+    "--optimizer",
+    default="adamw",
+    show_default=True,
     type=click.Choice(["adamw", "adam", "sgd-momentum", "sgd"]),
     help="Optimizer of the training rule of thumb (states: AdamW 2×, SGD+momentum 1×, SGD 0).",
 )
 @click.option(
-    "--train-factor", type=float, default=None,
+    "--train-factor",
+    type=float,
+    default=None,
     help="Override the training factor (2–4 × inference); default follows the optimizer.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def params(source: str, dtype: str, optimizer: str, train_factor: float | None, as_json: bool) -> None:
+def params(
+    source: str, dtype: str, optimizer: str, train_factor: float | None, as_json: bool
+) -> None:
     """Parameter count and breakdown of SOURCE, with the rule-of-thumb memory."""
     from modelmem.formats import get_format
     from modelmem.memory.rules import rule_of_thumb
@@ -147,7 +155,7 @@ def models(family: str | None, as_json: bool) -> None:
     from modelmem.model.sources.catalogue import load_catalogue
 
     entries = [e for e in load_catalogue().values() if family is None or e.family == family]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": e.name,
             "hub_id": e.hub_id,
@@ -171,8 +179,11 @@ def models(family: str | None, as_json: bool) -> None:
         table.add_column(col, justify="right" if col in ("params", "context") else "left")
     for r in rows:
         table.add_row(
-            r["name"], r["family"], format_count(r["total_params"]),
-            f"{r['context_length']:,}", r["hub_id"],
+            r["name"],
+            r["family"],
+            format_count(r["total_params"]),
+            f"{r['context_length']:,}",
+            r["hub_id"],
         )
     _console().print(table)
 
@@ -185,7 +196,7 @@ def formats(family: str | None, as_json: bool) -> None:
     from modelmem.formats import all_formats
 
     chosen = [f for f in all_formats() if family is None or f.family == family]
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": f.name,
             "family": f.family,
@@ -207,8 +218,12 @@ def formats(family: str | None, as_json: bool) -> None:
         table.add_column(col)
     for r in rows:
         table.add_row(
-            r["name"], r["family"], str(r["block_size"]), str(r["bytes_per_block"]),
-            f"{r['bits_per_value']:.4g}", ", ".join(r["aliases"]),
+            r["name"],
+            r["family"],
+            str(r["block_size"]),
+            str(r["bytes_per_block"]),
+            f"{r['bits_per_value']:.4g}",
+            ", ".join(r["aliases"]),
         )
     _console().print(table)
 

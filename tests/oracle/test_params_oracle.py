@@ -94,9 +94,26 @@ def base(draw: st.DrawFn, model_type: str, **head_opts: bool) -> dict[str, Any]:
 
 @st.composite
 def llama_like(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
-    explicit = model_type in ("llama", "mistral", "qwen3", "gemma", "gemma2", "gemma3_text", "gpt_oss")
+    explicit = model_type in (
+        "llama",
+        "mistral",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "gpt_oss",
+    )
     cfg = base(draw, model_type, explicit_head_dim=explicit and draw(st.booleans()))
-    if model_type in ("llama", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3_text", "phimoe", "gpt_oss"):
+    if model_type in (
+        "llama",
+        "qwen3",
+        "qwen3_moe",
+        "gemma",
+        "gemma2",
+        "gemma3_text",
+        "phimoe",
+        "gpt_oss",
+    ):
         cfg["attention_bias"] = draw(st.booleans())
     if model_type == "llama":
         cfg["mlp_bias"] = draw(st.booleans())
@@ -262,8 +279,19 @@ STRATEGIES = {
     **{
         t: llama_like
         for t in (
-            "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-            "gemma", "gemma2", "gemma3_text", "phi3", "phimoe", "gpt_oss",
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "phi3",
+            "phimoe",
+            "gpt_oss",
         )
     },
     "deepseek_v2": deepseek,

@@ -15,8 +15,13 @@ from modelmem.model.sources.hf_config import spec_from_config, spec_from_path
 from ..conftest import load_fixture
 
 LLAMA = {
-    "model_type": "llama", "vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
-    "num_attention_heads": 8, "num_key_value_heads": 2, "intermediate_size": 96,
+    "model_type": "llama",
+    "vocab_size": 100,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 8,
+    "num_key_value_heads": 2,
+    "intermediate_size": 96,
 }
 
 
@@ -49,21 +54,31 @@ def test_deepseek_mla_ranks() -> None:
     a = spec_from_config(load_fixture("deepseek-ai/DeepSeek-V3")).attention
     assert a is not None and a.is_mla
     assert (a.q_lora_rank, a.kv_lora_rank, a.qk_rope_head_dim, a.head_dim, a.v_head_dim) == (
-        1536, 512, 64, 192, 128,
+        1536,
+        512,
+        64,
+        192,
+        128,
     )
     lite = spec_from_config(load_fixture("deepseek-ai/DeepSeek-V2-Lite")).attention
     assert lite is not None and lite.q_lora_rank is None
 
 
 def test_mistral_v03_has_no_window_but_default_is_4096() -> None:
-    assert spec_from_config(load_fixture("mistralai/Mistral-7B-Instruct-v0.3")).sliding_window is None
+    assert (
+        spec_from_config(load_fixture("mistralai/Mistral-7B-Instruct-v0.3")).sliding_window is None
+    )
     assert spec_from_config({**LLAMA, "model_type": "mistral"}).sliding_window == 4096
 
 
 def test_falcon_multi_query() -> None:
     cfg = {
-        "model_type": "falcon", "vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 8, "multi_query": True,
+        "model_type": "falcon",
+        "vocab_size": 100,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "multi_query": True,
     }
     a = spec_from_config(cfg).attention
     assert a is not None and a.num_kv_heads == 1
@@ -91,13 +106,17 @@ def test_folder_and_file_paths(tmp_path: Path) -> None:
         ({"num_attention_heads": 128}, InvalidValueError, "num_attention_heads"),
     ],
 )
-def test_bad_values_name_the_field(change: dict[str, Any], error: type[Exception], field: str) -> None:
+def test_bad_values_name_the_field(
+    change: dict[str, Any], error: type[Exception], field: str
+) -> None:
     with pytest.raises(error) as info:
         spec_from_config({**LLAMA, **change})
     assert field in str(info.value)
 
 
-@pytest.mark.parametrize("missing", ["model_type", "hidden_size", "num_hidden_layers", "vocab_size"])
+@pytest.mark.parametrize(
+    "missing", ["model_type", "hidden_size", "num_hidden_layers", "vocab_size"]
+)
 def test_missing_required_field(missing: str) -> None:
     cfg = {k: v for k, v in LLAMA.items() if k != missing}
     with pytest.raises(MissingFieldError) as info:
@@ -128,7 +147,7 @@ def test_bad_files(tmp_path: Path, content: bytes, problem: str) -> None:
 
 
 def test_folder_without_config(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="no config.json"):
+    with pytest.raises(SourceError, match=r"no config\.json"):
         spec_from_path(tmp_path)
 
 

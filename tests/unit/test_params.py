@@ -17,7 +17,9 @@ def test_llama2_7b_closed_form() -> None:
     v, h, i, layers = 32000, 4096, 11008, 32
     expected = 2 * v * h + layers * (4 * h * h + 3 * h * i + 2 * h) + h
     assert expected == 6_738_415_616
-    assert count_params(spec_from_config(load_fixture("meta-llama/Llama-2-7b-hf"))).total == expected
+    assert (
+        count_params(spec_from_config(load_fixture("meta-llama/Llama-2-7b-hf"))).total == expected
+    )
 
 
 def test_llama31_8b_gqa_breakdown() -> None:
@@ -91,22 +93,34 @@ def test_gpt2_closed_form() -> None:
     d=st.sampled_from([8, 16]),
     inter=st.integers(8, 64),
 )
-def test_totals_equal_sum_of_components(layers: int, kv: int, groups: int, d: int, inter: int) -> None:
+def test_totals_equal_sum_of_components(
+    layers: int, kv: int, groups: int, d: int, inter: int
+) -> None:
     cfg = {
-        "model_type": "llama", "vocab_size": 100, "hidden_size": kv * groups * d,
-        "num_hidden_layers": layers, "num_attention_heads": kv * groups,
-        "num_key_value_heads": kv, "intermediate_size": inter,
+        "model_type": "llama",
+        "vocab_size": 100,
+        "hidden_size": kv * groups * d,
+        "num_hidden_layers": layers,
+        "num_attention_heads": kv * groups,
+        "num_key_value_heads": kv,
+        "intermediate_size": inter,
     }
     spec = spec_from_config(cfg)
     p = count_params(spec)
-    assert p.total == sum(n for _, n in p.components) == sum(t.numel for t in tensor_inventory(spec))
+    assert (
+        p.total == sum(n for _, n in p.components) == sum(t.numel for t in tensor_inventory(spec))
+    )
 
 
 @given(kv=st.sampled_from([1, 2, 4, 8]))
 def test_gqa_never_has_more_params_than_mha(kv: int) -> None:
     base = {
-        "model_type": "llama", "vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
-        "num_attention_heads": 8, "intermediate_size": 96,
+        "model_type": "llama",
+        "vocab_size": 100,
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 8,
+        "intermediate_size": 96,
     }
     mha = count_params(spec_from_config(base)).total
     gqa = count_params(spec_from_config({**base, "num_key_value_heads": kv})).total
@@ -117,10 +131,19 @@ def test_gqa_never_has_more_params_than_mha(kv: int) -> None:
 @pytest.mark.parametrize("model_type", ["llama", "qwen3_moe", "deepseek_v3", "gpt2", "mamba"])
 def test_inventory_names_are_unique(model_type: str) -> None:
     cfg = {
-        "model_type": model_type, "vocab_size": 50, "hidden_size": 32, "num_hidden_layers": 2,
-        "num_attention_heads": 4, "intermediate_size": 40, "moe_intermediate_size": 8,
-        "num_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
-        "n_embd": 32, "n_layer": 2, "n_head": 4,
+        "model_type": model_type,
+        "vocab_size": 50,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 40,
+        "moe_intermediate_size": 8,
+        "num_experts": 4,
+        "n_routed_experts": 4,
+        "num_experts_per_tok": 2,
+        "n_embd": 32,
+        "n_layer": 2,
+        "n_head": 4,
     }
     names = [t.name for t in tensor_inventory(spec_from_config(cfg))]
     assert len(names) == len(set(names))

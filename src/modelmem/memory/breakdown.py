@@ -23,7 +23,9 @@ class MemoryComponent:
 
     def __post_init__(self) -> None:
         if isinstance(self.bytes, bool) or not isinstance(self.bytes, int) or self.bytes < 0:
-            raise InvalidValueError(f"component {self.name}", self.bytes, "bytes must be an int >= 0")
+            raise InvalidValueError(
+                f"component {self.name}", self.bytes, "bytes must be an int >= 0"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "bytes": self.bytes, "how": self.how}

@@ -52,12 +52,16 @@ def lora_linear_params(
 def _linear_dims(t: ParamTensor) -> tuple[int, int]:
     """(d_in, d_out) of a linear weight; GPT-2's Conv1D stores [in, out]."""
     d0, d1 = t.shape
-    return (d0, d1) if ".c_attn." in t.name or ".c_fc." in t.name or ".c_proj." in t.name else (d1, d0)
+    return (
+        (d0, d1) if ".c_attn." in t.name or ".c_fc." in t.name or ".c_proj." in t.name else (d1, d0)
+    )
 
 
 def lora_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
     """The linear weights LoRA adapts for ``targets`` (names, or ``all-linear``)."""
-    linears = [t for t in tensor_inventory(spec) if t.role == "linear" and t.name.endswith(".weight")]
+    linears = [
+        t for t in tensor_inventory(spec) if t.role == "linear" and t.name.endswith(".weight")
+    ]
     if targets == ALL_LINEAR:
         return tuple(t for t in linears if not t.module.startswith("lm_head"))
     wanted = {targets} if isinstance(targets, str) else set(targets)
@@ -65,9 +69,13 @@ def lora_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTe
         t for t in linears if t.module.rsplit(".", 1)[-1] in wanted or t.module in wanted
     )
     matched = {t.module.rsplit(".", 1)[-1] for t in chosen}
-    missing = sorted(w for w in wanted if w not in matched and not any(t.module == w for t in chosen))
+    missing = sorted(
+        w for w in wanted if w not in matched and not any(t.module == w for t in chosen)
+    )
     if missing:
-        raise InvalidValueError("lora_targets", ",".join(missing), f"no such Linear module in {spec.name}")
+        raise InvalidValueError(
+            "lora_targets", ",".join(missing), f"no such Linear module in {spec.name}"
+        )
     return chosen
 
 
@@ -82,7 +90,9 @@ def lora_trainable_params(
     default targets for the family when None)."""
     if targets is None:
         if spec.family not in PEFT_DEFAULT_TARGETS:
-            raise InvalidValueError("lora_targets", None, f"no PEFT default for {spec.family}; name them")
+            raise InvalidValueError(
+                "lora_targets", None, f"no PEFT default for {spec.family}; name them"
+            )
         targets = PEFT_DEFAULT_TARGETS[spec.family]
     total = 0
     for t in lora_targets(spec, targets):

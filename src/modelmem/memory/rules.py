@@ -81,7 +81,9 @@ def rule_of_thumb(
         factor = Fraction(training_factor).limit_denominator(1000)
         if not MIN_TRAINING_FACTOR <= factor <= MAX_TRAINING_FACTOR:
             raise InvalidValueError(
-                "training_factor", training_factor, "must be between 2 and 4 (weights + gradients + states)"
+                "training_factor",
+                training_factor,
+                "must be between 2 and 4 (weights + gradients + states)",
             )
         states = factor - 2
     weights = weights_bytes_rule(params, fmt)

@@ -164,7 +164,13 @@ def _attention_mla(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[P
 
 
 def _gated_mlp(
-    module: str, h: int, width: int, component: str, layers: tuple[int, ...], bias: bool, fused: bool
+    module: str,
+    h: int,
+    width: int,
+    component: str,
+    layers: tuple[int, ...],
+    bias: bool,
+    fused: bool,
 ) -> Iterator[ParamTensor]:
     """SwiGLU/GeGLU: gate_proj, up_proj (h -> I), down_proj (I -> h); Phi-3 fuses gate+up."""
     if fused:
@@ -179,7 +185,12 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
     """Routed experts stored as 3-D tensors [E, 2I, h] and [E, h, I], a router h -> E, and
     the optional shared expert (DeepSeek: one MLP of width n_shared * I_moe; Qwen2-MoE: an
     MLP plus a scalar gate h -> 1)."""
-    h, layers, e, width = spec.hidden_size, _layer_indices(spec, "moe"), moe.num_experts, moe.expert_intermediate_size
+    h, layers, e, width = (
+        spec.hidden_size,
+        _layer_indices(spec, "moe"),
+        moe.num_experts,
+        moe.expert_intermediate_size,
+    )
     mlp = f"{prefix}.mlp"
     router = "router" if spec.family in ("gpt_oss", "phimoe") else "gate"
     yield from _linear(f"{mlp}.{router}", h, e, ROUTER, layers, moe.router_bias)
@@ -189,7 +200,9 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
         up_shape, down_shape = (e, 2 * width, h), (e, h, width)
     yield ParamTensor(f"{mlp}.experts.gate_up_proj", up_shape, EXPERTS, "expert", layers)
     if moe.expert_bias:
-        yield ParamTensor(f"{mlp}.experts.gate_up_proj_bias", (e, 2 * width), EXPERTS, "expert", layers)
+        yield ParamTensor(
+            f"{mlp}.experts.gate_up_proj_bias", (e, 2 * width), EXPERTS, "expert", layers
+        )
     yield ParamTensor(f"{mlp}.experts.down_proj", down_shape, EXPERTS, "expert", layers)
     if moe.expert_bias:
         yield ParamTensor(f"{mlp}.experts.down_proj_bias", (e, h), EXPERTS, "expert", layers)
@@ -224,7 +237,7 @@ def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
         )
     if spec.moe is not None and spec.is_moe:
         yield from _moe(prefix, spec, spec.moe)
-    norm_names = ("input_layernorm", "post_attention_layernorm")
+    norm_names: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
     if spec.norms_per_layer == 4:  # Gemma 2/3 sandwich norms
         norm_names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
     for norm in norm_names:
@@ -281,16 +294,22 @@ def _falcon(spec: ModelSpec) -> Iterator[ParamTensor]:
     a, m = spec.attention, spec.mlp
     assert a is not None and m is not None
     qkv_out = (a.num_heads + 2 * a.num_kv_heads) * a.head_dim
-    yield ParamTensor("transformer.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield ParamTensor(
+        "transformer.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding"
+    )
     att = f"{p}.self_attention"
     yield from _linear(f"{att}.query_key_value", h, qkv_out, ATTENTION, layers, a.q_bias)
     yield from _linear(f"{att}.dense", h, h, ATTENTION, layers, a.o_bias)
     yield from _linear(f"{p}.mlp.dense_h_to_4h", h, m.intermediate_size, MLP, layers, m.bias)
     yield from _linear(f"{p}.mlp.dense_4h_to_h", m.intermediate_size, h, MLP, layers, m.bias)
-    names = ("ln_attn", "ln_mlp") if spec.norms_per_layer == 2 and spec.parallel_residual else (
-        ("input_layernorm", "post_attention_layernorm")
-        if spec.norms_per_layer == 2
-        else ("input_layernorm",)
+    names = (
+        ("ln_attn", "ln_mlp")
+        if spec.norms_per_layer == 2 and spec.parallel_residual
+        else (
+            ("input_layernorm", "post_attention_layernorm")
+            if spec.norms_per_layer == 2
+            else ("input_layernorm",)
+        )
     )
     for norm in names:
         yield from _norm(f"{p}.{norm}", h, spec, layers)
@@ -307,7 +326,9 @@ def _opt(spec: ModelSpec) -> Iterator[ParamTensor]:
     e = spec.token_embedding_dim
     dec = "model.decoder"
     yield ParamTensor(f"{dec}.embed_tokens.weight", (spec.vocab_size, e), EMBEDDING, "embedding")
-    yield ParamTensor(f"{dec}.embed_positions.weight", (spec.learned_positions, h), POSITIONS, "embedding")
+    yield ParamTensor(
+        f"{dec}.embed_positions.weight", (spec.learned_positions, h), POSITIONS, "embedding"
+    )
     if e != h:
         yield from _linear(f"{dec}.project_out", h, e, EMBEDDING, (), False)
         yield from _linear(f"{dec}.project_in", e, h, EMBEDDING, (), False)
@@ -332,8 +353,12 @@ def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
     assert m is not None
     emb = "embeddings"
     yield ParamTensor(f"{emb}.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
-    yield ParamTensor(f"{emb}.position_embeddings.weight", (spec.learned_positions, h), POSITIONS, "embedding")
-    yield ParamTensor(f"{emb}.token_type_embeddings.weight", (spec.token_types, h), POSITIONS, "embedding")
+    yield ParamTensor(
+        f"{emb}.position_embeddings.weight", (spec.learned_positions, h), POSITIONS, "embedding"
+    )
+    yield ParamTensor(
+        f"{emb}.token_type_embeddings.weight", (spec.token_types, h), POSITIONS, "embedding"
+    )
     yield from _norm(f"{emb}.LayerNorm", h, spec, ())
     for proj in ("query", "key", "value"):
         yield from _linear(f"{p}.attention.self.{proj}", h, h, ATTENTION, layers, True)
@@ -379,7 +404,9 @@ def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
     shape = (h, v.num_channels, v.patch_size, v.patch_size)
     yield ParamTensor(f"{t}.embeddings.patch_embedding.weight", shape, VISION, "other")
     yield ParamTensor(f"{t}.embeddings.patch_embedding.bias", (h,), VISION, "bias")
-    yield ParamTensor(f"{t}.embeddings.position_embedding.weight", (patches, h), VISION, "embedding")
+    yield ParamTensor(
+        f"{t}.embeddings.position_embedding.weight", (patches, h), VISION, "embedding"
+    )
     for norm in ("layer_norm1", "layer_norm2"):
         yield ParamTensor(f"{p}.{norm}.weight", (h,), VISION, "norm", layers)
         yield ParamTensor(f"{p}.{norm}.bias", (h,), VISION, "norm", layers)
@@ -400,7 +427,9 @@ def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
         yield from _linear(f"{head}.mlp.fc1", h, i, VISION, (), True)
         yield from _linear(f"{head}.mlp.fc2", i, h, VISION, (), True)
     proj = "model.multi_modal_projector"
-    yield ParamTensor(f"{proj}.mm_input_projection_weight", (h, v.projector_dim), PROJECTOR, "other")
+    yield ParamTensor(
+        f"{proj}.mm_input_projection_weight", (h, v.projector_dim), PROJECTOR, "other"
+    )
     yield ParamTensor(f"{proj}.mm_soft_emb_norm.weight", (h,), PROJECTOR, "norm")
 
 
@@ -427,8 +456,19 @@ def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
 
 # Display order of the breakdown: input side, blocks, output side, other towers.
 COMPONENT_ORDER = (
-    EMBEDDING, POSITIONS, ATTENTION, MLP, ROUTER, EXPERTS, SHARED_EXPERTS, SSM, NORMS,
-    LM_HEAD, POOLER, VISION, PROJECTOR,
+    EMBEDDING,
+    POSITIONS,
+    ATTENTION,
+    MLP,
+    ROUTER,
+    EXPERTS,
+    SHARED_EXPERTS,
+    SSM,
+    NORMS,
+    LM_HEAD,
+    POOLER,
+    VISION,
+    PROJECTOR,
 )
 
 

@@ -145,7 +145,9 @@ class ModelSpec:
                 raise InvalidValueError(name, value, "must be a positive integer")
         if self.attention is not None and len(self.attention_layers) != self.num_layers:
             raise InvalidValueError(
-                "attention_layers", len(self.attention_layers), f"must list {self.num_layers} layers"
+                "attention_layers",
+                len(self.attention_layers),
+                f"must list {self.num_layers} layers",
             )
         if self.mlp_layers and len(self.mlp_layers) != self.num_layers:
             raise InvalidValueError(

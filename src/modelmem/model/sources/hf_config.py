@@ -49,22 +49,24 @@ class ConfigFields:
             raise MissingFieldError(self.prefix + names[0], self.where)
         return names[0], default
 
-    def int(self, *names: str, default: object = _MISSING, minimum: int = 1) -> int:
+    def integer(self, *names: str, default: object = _MISSING, minimum: int = 1) -> int:
         name, value = self._raw(names, default)
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise InvalidValueError(self.prefix + name, value, "must be an integer")
         if value < minimum or value > _MAX_DIM:
-            raise InvalidValueError(self.prefix + name, value, f"must be in [{minimum}, {_MAX_DIM}]")
+            raise InvalidValueError(
+                self.prefix + name, value, f"must be in [{minimum}, {_MAX_DIM}]"
+            )
         return value
 
-    def opt_int(self, *names: str, minimum: int = 1) -> int | None:
+    def opt_integer(self, *names: str, minimum: int = 1) -> int | None:
         if all(self.config.get(n) is None for n in names):
             return None
-        return self.int(*names, minimum=minimum)
+        return self.integer(*names, minimum=minimum)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         value = self.config.get(name)
         if value is None:
             return default
@@ -72,7 +74,7 @@ class ConfigFields:
             raise InvalidValueError(self.prefix + name, value, "must be true or false")
         return value
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self.config.get(name)
         if value is None:
             return default
@@ -106,34 +108,62 @@ class ConfigFields:
         return tuple(kinds[v] for v in value)  # type: ignore[misc]
 
 
-def _heads(f: ConfigFields, hidden: int, *, head_dim_default: int | None = None) -> tuple[int, int, int]:
+def _heads(
+    f: ConfigFields, hidden: int, *, head_dim_default: int | None = None
+) -> tuple[int, int, int]:
     """(n_h, n_kv, d): n_kv defaults to n_h (MHA); d to an explicit ``head_dim`` or h / n_h."""
-    n_h = f.int("num_attention_heads")
-    n_kv = f.int("num_key_value_heads", default=n_h)
+    n_h = f.integer("num_attention_heads")
+    n_kv = f.integer("num_key_value_heads", default=n_h)
     if n_kv > n_h or n_h % n_kv:
         raise InvalidValueError(
             f.prefix + "num_key_value_heads", n_kv, f"must divide num_attention_heads={n_h}"
         )
     default = head_dim_default if head_dim_default is not None else hidden // n_h
     if default == 0 and f.config.get("head_dim") is None:
-        raise InvalidValueError(f.prefix + "num_attention_heads", n_h, f"exceeds hidden_size={hidden}")
-    return n_h, n_kv, f.int("head_dim", default=default)
+        raise InvalidValueError(
+            f.prefix + "num_attention_heads", n_h, f"exceeds hidden_size={hidden}"
+        )
+    return n_h, n_kv, f.integer("head_dim", default=default)
+
+
+def _sliding_or_full(sliding: bool) -> AttentionLayer:
+    return "sliding" if sliding else "full"
+
+
+def _moe_or_dense(moe: bool) -> MlpLayer:
+    return "moe" if moe else "dense"
+
+
+def _all_full(num_layers: int) -> tuple[AttentionLayer, ...]:
+    return _all_attention("full", num_layers)
+
+
+def _all_attention(kind: AttentionLayer, num_layers: int) -> tuple[AttentionLayer, ...]:
+    return (kind,) * num_layers
+
+
+def _all_mlp(kind: MlpLayer, num_layers: int) -> tuple[MlpLayer, ...]:
+    return (kind,) * num_layers
 
 
 def _window_layers(
-    f: ConfigFields, num_layers: int, window: int | None, pattern: Callable[[int], bool] | None = None
+    f: ConfigFields,
+    num_layers: int,
+    window: int | None,
+    pattern: Callable[[int], bool] | None = None,
 ) -> tuple[tuple[AttentionLayer, ...], int | None]:
     """Per-layer attention kinds: explicit ``layer_types`` win; otherwise ``pattern(i)``
     marks sliding layers, or every layer slides when a window is set."""
     explicit = f.layer_types(num_layers)
+    kinds: tuple[AttentionLayer, ...]
     if explicit is not None:
         kinds = explicit
     elif window is None:
-        kinds = ("full",) * num_layers
+        kinds = _all_full(num_layers)
     elif pattern is None:
-        kinds = ("sliding",) * num_layers
+        kinds = _all_attention("sliding", num_layers)
     else:
-        kinds = tuple("sliding" if pattern(i) else "full" for i in range(num_layers))
+        kinds = tuple(_sliding_or_full(pattern(i)) for i in range(num_layers))
     if "sliding" in kinds and window is None:
         raise MissingFieldError(f.prefix + "sliding_window", f.where)
     return kinds, (window if "sliding" in kinds else None)
@@ -143,11 +173,11 @@ def _common(f: ConfigFields, name: str, family: str, *, tie_default: bool) -> di
     return {
         "name": name,
         "family": family,
-        "vocab_size": f.int("vocab_size"),
-        "hidden_size": f.int("hidden_size"),
-        "num_layers": f.int("num_hidden_layers"),
-        "context_length": f.int("max_position_embeddings", default=2048),
-        "tie_word_embeddings": f.bool("tie_word_embeddings", tie_default),
+        "vocab_size": f.integer("vocab_size"),
+        "hidden_size": f.integer("hidden_size"),
+        "num_layers": f.integer("num_hidden_layers"),
+        "context_length": f.integer("max_position_embeddings", default=2048),
+        "tie_word_embeddings": f.flag("tie_word_embeddings", tie_default),
     }
 
 
@@ -159,16 +189,20 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     c = _common(f, name, family, tie_default=family in ("gemma", "gemma2", "gemma3_text"))
     h, num_layers = c["hidden_size"], c["num_layers"]
     head_dim_default = {
-        "gemma": 256, "gemma2": 256, "gemma3_text": 256, "qwen3": 128, "gpt_oss": 64
+        "gemma": 256,
+        "gemma2": 256,
+        "gemma3_text": 256,
+        "qwen3": 128,
+        "gpt_oss": 64,
     }.get(family)
     n_h, n_kv, d = _heads(f, h, head_dim_default=head_dim_default)
 
-    bias = f.bool("attention_bias", family == "gpt_oss")
+    bias = f.flag("attention_bias", family == "gpt_oss")
     q_bias = kv_bias = o_bias = bias
     if family == "qwen2":  # Qwen2Attention: bias on q, k, v only
         q_bias, kv_bias, o_bias = True, True, False
     elif family == "qwen2_moe":
-        q_bias = kv_bias = f.bool("qkv_bias", True)
+        q_bias = kv_bias = f.flag("qkv_bias", True)
         o_bias = False
     elif family == "phi3":
         q_bias = kv_bias = o_bias = False
@@ -185,24 +219,24 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     )
 
     # Sliding windows, as each config class resolves them.
-    window = f.opt_int("sliding_window")
+    window = f.opt_integer("sliding_window")
     pattern: Callable[[int], bool] | None = None
     if family == "mistral" and "sliding_window" not in f.config:
         window = 4096  # MistralConfig default
     elif family in ("qwen2", "qwen3", "qwen3_moe"):
-        window = window if f.bool("use_sliding_window", False) else None
-        first = f.int("max_window_layers", default=28, minimum=0)
+        window = window if f.flag("use_sliding_window", False) else None
+        first = f.integer("max_window_layers", default=28, minimum=0)
         pattern = None if family == "qwen3_moe" else (lambda i: i >= first)
     elif family == "qwen2_moe":
-        window = window if f.bool("use_sliding_window", False) else None
-        last = f.int("max_window_layers", default=28, minimum=0)
+        window = window if f.flag("use_sliding_window", False) else None
+        last = f.integer("max_window_layers", default=28, minimum=0)
         pattern = lambda i: bool((i + 1) % 2) and i < last  # noqa: E731
     elif family in ("gemma2", "gpt_oss"):
-        window = f.int("sliding_window", default=4096 if family == "gemma2" else 128)
+        window = f.integer("sliding_window", default=4096 if family == "gemma2" else 128)
         pattern = lambda i: bool((i + 1) % 2)  # noqa: E731
     elif family == "gemma3_text":
-        window = f.int("sliding_window", default=4096)
-        every = f.int("sliding_window_pattern", default=6)
+        window = f.integer("sliding_window", default=4096)
+        every = f.integer("sliding_window_pattern", default=6)
         pattern = lambda i: bool((i + 1) % every)  # noqa: E731
     elif family in ("llama", "gemma"):
         window = None
@@ -212,10 +246,10 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     mlp = None
     if "dense" in mlp_layers:
         mlp = MlpSpec(
-            intermediate_size=f.int("intermediate_size"),
+            intermediate_size=f.integer("intermediate_size"),
             gated=True,
-            bias=f.bool("mlp_bias", False) if family == "llama" else False,
-            activation=f.str("hidden_activation", f.str("hidden_act", "silu")),
+            bias=f.flag("mlp_bias", False) if family == "llama" else False,
+            activation=f.text("hidden_activation", f.text("hidden_act", "silu")),
         )
     phimoe = family == "phimoe"
     return ModelSpec(
@@ -230,7 +264,7 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
         norm="layernorm" if phimoe else "rmsnorm",
         norm_bias=phimoe,
         norms_per_layer=4 if family in ("gemma2", "gemma3_text") else 2,
-        lm_head_bias=f.bool("lm_head_bias", False) if phimoe else False,
+        lm_head_bias=f.flag("lm_head_bias", False) if phimoe else False,
     )
 
 
@@ -240,33 +274,33 @@ def _moe_layout(
     """Which layers are MoE and the shape of their experts."""
     if family in ("mixtral", "phimoe", "gpt_oss"):
         moe = MoeSpec(
-            num_experts=f.int("num_local_experts", "num_experts", default=8),
-            experts_per_token=f.int("num_experts_per_tok", "experts_per_token", default=2),
-            expert_intermediate_size=f.int("intermediate_size"),
+            num_experts=f.integer("num_local_experts", "num_experts", default=8),
+            experts_per_token=f.integer("num_experts_per_tok", "experts_per_token", default=2),
+            expert_intermediate_size=f.integer("intermediate_size"),
             router_bias=family == "gpt_oss",
             expert_bias=family == "gpt_oss",
         )
-        return ("moe",) * num_layers, _checked_moe(f, moe)
+        return _all_mlp("moe", num_layers), _checked_moe(f, moe)
     if family in ("qwen2_moe", "qwen3_moe"):
-        e = f.int("num_experts", "num_local_experts", default=0, minimum=0)
-        step = f.int("decoder_sparse_step", default=1)
+        e = f.integer("num_experts", "num_local_experts", default=0, minimum=0)
+        step = f.integer("decoder_sparse_step", default=1)
         dense_only = set(f.int_list("mlp_only_layers"))
         kinds: tuple[MlpLayer, ...] = tuple(
-            "moe" if e > 0 and i not in dense_only and (i + 1) % step == 0 else "dense"
+            _moe_or_dense(e > 0 and i not in dense_only and (i + 1) % step == 0)
             for i in range(num_layers)
         )
         if "moe" not in kinds:
             return kinds, None
-        shared = f.int("shared_expert_intermediate_size", default=0, minimum=0)
+        shared = f.integer("shared_expert_intermediate_size", default=0, minimum=0)
         moe = MoeSpec(
             num_experts=e,
-            experts_per_token=f.int("num_experts_per_tok"),
-            expert_intermediate_size=f.int("moe_intermediate_size"),
+            experts_per_token=f.integer("num_experts_per_tok"),
+            expert_intermediate_size=f.integer("moe_intermediate_size"),
             shared_intermediate_size=shared if family == "qwen2_moe" else 0,
             shared_expert_gate=family == "qwen2_moe" and shared > 0,
         )
         return kinds, _checked_moe(f, moe)
-    return ("dense",) * num_layers, None
+    return _all_mlp("dense", num_layers), None
 
 
 def _checked_moe(f: ConfigFields, moe: MoeSpec) -> MoeSpec:
@@ -284,39 +318,44 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
     the first ``first_k_dense_replace`` layers are dense (transformers ignores
     ``moe_layer_freq``, and does not build V3's multi-token-prediction layer)."""
     c = _common(f, name, family, tie_default=False)
-    n_h = f.int("num_attention_heads")
-    rope, nope = f.int("qk_rope_head_dim", default=64), f.int("qk_nope_head_dim", default=128)
-    bias = f.bool("attention_bias", False)
+    n_h = f.integer("num_attention_heads")
+    rope, nope = (
+        f.integer("qk_rope_head_dim", default=64),
+        f.integer("qk_nope_head_dim", default=128),
+    )
+    bias = f.flag("attention_bias", False)
     attention = AttentionSpec(
         num_heads=n_h,
         num_kv_heads=n_h,
         head_dim=nope + rope,
-        v_head_dim=f.int("v_head_dim", default=128),
+        v_head_dim=f.integer("v_head_dim", default=128),
         kv_bias=bias,  # on q_a_proj and kv_a_proj_with_mqa
         o_bias=bias,
-        q_lora_rank=f.opt_int("q_lora_rank") if "q_lora_rank" in f.config else 1536,
-        kv_lora_rank=f.int("kv_lora_rank", default=512),
+        q_lora_rank=f.opt_integer("q_lora_rank") if "q_lora_rank" in f.config else 1536,
+        kv_lora_rank=f.integer("kv_lora_rank", default=512),
         qk_rope_head_dim=rope,
     )
-    first_dense = f.int("first_k_dense_replace", default=3 if family == "deepseek_v3" else 0, minimum=0)
-    e = f.int("n_routed_experts", default=256 if family == "deepseek_v3" else 64)
-    kinds: tuple[MlpLayer, ...] = tuple(
-        "dense" if i < first_dense else "moe" for i in range(c["num_layers"])
+    first_dense = f.integer(
+        "first_k_dense_replace", default=3 if family == "deepseek_v3" else 0, minimum=0
     )
-    expert_width = f.int("moe_intermediate_size")
+    e = f.integer("n_routed_experts", default=256 if family == "deepseek_v3" else 64)
+    kinds: tuple[MlpLayer, ...] = tuple(
+        _moe_or_dense(i >= first_dense) for i in range(c["num_layers"])
+    )
+    expert_width = f.integer("moe_intermediate_size")
     moe = MoeSpec(
         num_experts=e,
-        experts_per_token=f.int("num_experts_per_tok"),
+        experts_per_token=f.integer("num_experts_per_tok"),
         expert_intermediate_size=expert_width,
         shared_intermediate_size=expert_width
-        * f.int("n_shared_experts", default=1 if family == "deepseek_v3" else 2, minimum=0),
+        * f.integer("n_shared_experts", default=1 if family == "deepseek_v3" else 2, minimum=0),
     )
-    mlp = MlpSpec(intermediate_size=f.int("intermediate_size"), gated=True)
+    mlp = MlpSpec(intermediate_size=f.integer("intermediate_size"), gated=True)
     return ModelSpec(
         **c,
         layout="deepseek",
         attention=attention,
-        attention_layers=("full",) * c["num_layers"],
+        attention_layers=_all_full(c["num_layers"]),
         mlp=mlp if "dense" in kinds else None,
         mlp_layers=kinds,
         moe=_checked_moe(f, moe),
@@ -327,31 +366,41 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
 
 
 def _gpt2(f: ConfigFields, name: str, family: str) -> ModelSpec:
-    if f.bool("add_cross_attention", False):
-        raise InvalidValueError("add_cross_attention", True, "encoder-decoder GPT-2 is not supported")
-    h, n_h = f.int("n_embd", "hidden_size"), f.int("n_head", "num_attention_heads")
-    num_layers, positions = f.int("n_layer", "num_hidden_layers"), f.int("n_positions", default=1024)
+    if f.flag("add_cross_attention", False):
+        raise InvalidValueError(
+            "add_cross_attention", True, "encoder-decoder GPT-2 is not supported"
+        )
+    h, n_h = f.integer("n_embd", "hidden_size"), f.integer("n_head", "num_attention_heads")
+    num_layers, positions = (
+        f.integer("n_layer", "num_hidden_layers"),
+        f.integer("n_positions", default=1024),
+    )
     return ModelSpec(
         name=name,
         family=family,
         layout="gpt2",
-        vocab_size=f.int("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=h,
         num_layers=num_layers,
         context_length=positions,
-        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        tie_word_embeddings=f.flag("tie_word_embeddings", True),
         attention=AttentionSpec(
-            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
-            q_bias=True, kv_bias=True, o_bias=True,
+            num_heads=n_h,
+            num_kv_heads=n_h,
+            head_dim=h // n_h,
+            v_head_dim=h // n_h,
+            q_bias=True,
+            kv_bias=True,
+            o_bias=True,
         ),
-        attention_layers=("full",) * num_layers,
+        attention_layers=_all_full(num_layers),
         mlp=MlpSpec(
-            intermediate_size=f.int("n_inner", default=4 * h),
+            intermediate_size=f.integer("n_inner", default=4 * h),
             gated=False,
             bias=True,
-            activation=f.str("activation_function", "gelu_new"),
+            activation=f.text("activation_function", "gelu_new"),
         ),
-        mlp_layers=("dense",) * num_layers,
+        mlp_layers=_all_mlp("dense", num_layers),
         norm="layernorm",
         norm_bias=True,
         learned_positions=positions,
@@ -360,44 +409,47 @@ def _gpt2(f: ConfigFields, name: str, family: str) -> ModelSpec:
 
 def _gpt_neox(f: ConfigFields, name: str, family: str) -> ModelSpec:
     c = _common(f, name, family, tie_default=False)
-    h, n_h = c["hidden_size"], f.int("num_attention_heads")
-    bias = f.bool("attention_bias", True)
+    h, n_h = c["hidden_size"], f.integer("num_attention_heads")
+    bias = f.flag("attention_bias", True)
     return ModelSpec(
         **c,
         layout="gpt_neox",
         attention=AttentionSpec(
-            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
-            q_bias=bias, kv_bias=bias, o_bias=bias,
+            num_heads=n_h,
+            num_kv_heads=n_h,
+            head_dim=h // n_h,
+            v_head_dim=h // n_h,
+            q_bias=bias,
+            kv_bias=bias,
+            o_bias=bias,
         ),
-        attention_layers=("full",) * c["num_layers"],
+        attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
-            intermediate_size=f.int("intermediate_size"),
+            intermediate_size=f.integer("intermediate_size"),
             gated=False,
             bias=True,
-            activation=f.str("hidden_act", "gelu"),
+            activation=f.text("hidden_act", "gelu"),
         ),
-        mlp_layers=("dense",) * c["num_layers"],
+        mlp_layers=_all_mlp("dense", c["num_layers"]),
         norm="layernorm",
         norm_bias=True,
-        parallel_residual=f.bool("use_parallel_residual", True),
+        parallel_residual=f.flag("use_parallel_residual", True),
     )
 
 
 def _falcon(f: ConfigFields, name: str, family: str) -> ModelSpec:
     """Falcon: MHA, multi-query (7B) or grouped KV with ``new_decoder_architecture`` (40B)."""
-    h = f.int("hidden_size", "n_embed")
-    n_h = f.int("num_attention_heads", "n_head")
-    num_layers = f.int("num_hidden_layers", "n_layer")
-    new_arch = f.bool("new_decoder_architecture", False)
-    multi_query = f.bool("multi_query", True)
-    if new_arch:
-        n_kv = f.int("num_kv_heads", default=n_h)
-    else:
-        n_kv = 1 if multi_query else n_h
-    parallel = f.bool("parallel_attn", True)
-    ln_parallel = f.opt_int("num_ln_in_parallel_attn") or (2 if new_arch else 1)
-    bias = f.bool("bias", False)
-    if f.bool("alibi", False):
+    h = f.integer("hidden_size", "n_embed")
+    n_h = f.integer("num_attention_heads", "n_head")
+    num_layers = f.integer("num_hidden_layers", "n_layer")
+    new_arch = f.flag("new_decoder_architecture", False)
+    multi_query = f.flag("multi_query", True)
+    # grouped KV with the new architecture, else one shared KV head (MQA) or full MHA
+    n_kv = f.integer("num_kv_heads", default=n_h) if new_arch else (1 if multi_query else n_h)
+    parallel = f.flag("parallel_attn", True)
+    ln_parallel = f.opt_integer("num_ln_in_parallel_attn") or (2 if new_arch else 1)
+    bias = f.flag("bias", False)
+    if f.flag("alibi", False):
         notes: tuple[str, ...] = ("ALiBi positions",)
     else:
         notes = ()
@@ -405,23 +457,28 @@ def _falcon(f: ConfigFields, name: str, family: str) -> ModelSpec:
         name=name,
         family=family,
         layout="falcon",
-        vocab_size=f.int("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=h,
         num_layers=num_layers,
-        context_length=f.int("max_position_embeddings", default=2048),
-        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        context_length=f.integer("max_position_embeddings", default=2048),
+        tie_word_embeddings=f.flag("tie_word_embeddings", True),
         attention=AttentionSpec(
-            num_heads=n_h, num_kv_heads=n_kv, head_dim=h // n_h, v_head_dim=h // n_h,
-            q_bias=bias, kv_bias=bias, o_bias=bias,
+            num_heads=n_h,
+            num_kv_heads=n_kv,
+            head_dim=h // n_h,
+            v_head_dim=h // n_h,
+            q_bias=bias,
+            kv_bias=bias,
+            o_bias=bias,
         ),
-        attention_layers=("full",) * num_layers,
+        attention_layers=_all_full(num_layers),
         mlp=MlpSpec(
-            intermediate_size=f.int("ffn_hidden_size", default=4 * h),
+            intermediate_size=f.integer("ffn_hidden_size", default=4 * h),
             gated=False,
             bias=bias,
-            activation=f.str("activation", "gelu"),
+            activation=f.text("activation", "gelu"),
         ),
-        mlp_layers=("dense",) * num_layers,
+        mlp_layers=_all_mlp("dense", num_layers),
         norm="layernorm",
         norm_bias=True,
         norms_per_layer=2 if (not parallel or ln_parallel == 2) else 1,
@@ -432,60 +489,70 @@ def _falcon(f: ConfigFields, name: str, family: str) -> ModelSpec:
 
 def _opt(f: ConfigFields, name: str, family: str) -> ModelSpec:
     c = _common(f, name, family, tie_default=True)
-    h, n_h = c["hidden_size"], f.int("num_attention_heads")
-    bias = f.bool("enable_bias", True)
-    affine = f.bool("layer_norm_elementwise_affine", True)
-    before = f.bool("do_layer_norm_before", True)
+    h, n_h = c["hidden_size"], f.integer("num_attention_heads")
+    bias = f.flag("enable_bias", True)
+    affine = f.flag("layer_norm_elementwise_affine", True)
+    before = f.flag("do_layer_norm_before", True)
     return ModelSpec(
         **c,
         layout="opt",
         attention=AttentionSpec(
-            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
-            q_bias=bias, kv_bias=bias, o_bias=bias,
+            num_heads=n_h,
+            num_kv_heads=n_h,
+            head_dim=h // n_h,
+            v_head_dim=h // n_h,
+            q_bias=bias,
+            kv_bias=bias,
+            o_bias=bias,
         ),
-        attention_layers=("full",) * c["num_layers"],
+        attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
-            intermediate_size=f.int("ffn_dim"),
+            intermediate_size=f.integer("ffn_dim"),
             gated=False,
             bias=bias,
-            activation=f.str("activation_function", "relu"),
+            activation=f.text("activation_function", "relu"),
         ),
-        mlp_layers=("dense",) * c["num_layers"],
+        mlp_layers=_all_mlp("dense", c["num_layers"]),
         norm="layernorm",
         norm_bias=True,
         norms_per_layer=2 if affine else 0,
-        final_norm=affine and before and not f.bool("_remove_final_layer_norm", False),
-        embedding_dim=f.int("word_embed_proj_dim", default=h),
+        final_norm=affine and before and not f.flag("_remove_final_layer_norm", False),
+        embedding_dim=f.integer("word_embed_proj_dim", default=h),
         # OPTLearnedPositionalEmbedding keeps 2 extra rows (an offset from fairseq).
         learned_positions=c["context_length"] + 2,
     )
 
 
 def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
-    if f.bool("add_cross_attention", False) or f.bool("is_decoder", False):
+    if f.flag("add_cross_attention", False) or f.flag("is_decoder", False):
         raise InvalidValueError("is_decoder", True, "only the BERT encoder is supported")
     c = _common(f, name, family, tie_default=True)
-    h, n_h = c["hidden_size"], f.int("num_attention_heads")
+    h, n_h = c["hidden_size"], f.integer("num_attention_heads")
     return ModelSpec(
         **c,
         layout="bert",
         attention=AttentionSpec(
-            num_heads=n_h, num_kv_heads=n_h, head_dim=h // n_h, v_head_dim=h // n_h,
-            q_bias=True, kv_bias=True, o_bias=True,
+            num_heads=n_h,
+            num_kv_heads=n_h,
+            head_dim=h // n_h,
+            v_head_dim=h // n_h,
+            q_bias=True,
+            kv_bias=True,
+            o_bias=True,
         ),
-        attention_layers=("full",) * c["num_layers"],
+        attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
-            intermediate_size=f.int("intermediate_size"),
+            intermediate_size=f.integer("intermediate_size"),
             gated=False,
             bias=True,
-            activation=f.str("hidden_act", "gelu"),
+            activation=f.text("hidden_act", "gelu"),
         ),
-        mlp_layers=("dense",) * c["num_layers"],
+        mlp_layers=_all_mlp("dense", c["num_layers"]),
         norm="layernorm",
         norm_bias=True,
         final_norm=False,
         learned_positions=c["context_length"],
-        token_types=f.int("type_vocab_size", default=2),
+        token_types=f.integer("type_vocab_size", default=2),
         embedding_norm=True,
         pooler=True,
         lm_head=False,
@@ -493,28 +560,28 @@ def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
 
 
 def _mamba(f: ConfigFields, name: str, family: str) -> ModelSpec:
-    h = f.int("hidden_size")
+    h = f.integer("hidden_size")
     rank = f.config.get("time_step_rank", "auto")
-    time_step_rank = math.ceil(h / 16) if rank in ("auto", None) else f.int("time_step_rank")
+    time_step_rank = math.ceil(h / 16) if rank in ("auto", None) else f.integer("time_step_rank")
     ssm = SsmSpec(
-        state_size=f.int("state_size", default=16),
-        conv_kernel=f.int("conv_kernel", default=4),
-        inner_size=f.int("intermediate_size", default=f.int("expand", default=2) * h),
+        state_size=f.integer("state_size", default=16),
+        conv_kernel=f.integer("conv_kernel", default=4),
+        inner_size=f.integer("intermediate_size", default=f.integer("expand", default=2) * h),
         time_step_rank=time_step_rank,
-        conv_bias=f.bool("use_conv_bias", True),
-        proj_bias=f.bool("use_bias", False),
+        conv_bias=f.flag("use_conv_bias", True),
+        proj_bias=f.flag("use_bias", False),
     )
-    num_layers = f.int("num_hidden_layers")
+    num_layers = f.integer("num_hidden_layers")
     return ModelSpec(
         name=name,
         family=family,
         layout="mamba",
-        vocab_size=f.int("vocab_size"),
+        vocab_size=f.integer("vocab_size"),
         hidden_size=h,
         num_layers=num_layers,
         # A recurrent model has no positional limit; report the trained length if stated.
-        context_length=f.int("max_position_embeddings", default=2**20),
-        tie_word_embeddings=f.bool("tie_word_embeddings", True),
+        context_length=f.integer("max_position_embeddings", default=2**20),
+        tie_word_embeddings=f.flag("tie_word_embeddings", True),
         attention=None,
         mlp=None,
         ssm=ssm,
@@ -532,8 +599,13 @@ _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "sliding_window": 4096,
 }
 _SIGLIP_DEFAULTS: dict[str, Any] = {
-    "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12,
-    "num_attention_heads": 12, "num_channels": 3, "image_size": 224, "patch_size": 16,
+    "hidden_size": 768,
+    "intermediate_size": 3072,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "num_channels": 3,
+    "image_size": 224,
+    "patch_size": 16,
 }
 
 
@@ -546,20 +618,20 @@ def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
     if not isinstance(vision_raw, Mapping):
         raise MissingFieldError("vision_config", f.where)
     text_cfg = {**_GEMMA3_TEXT_DEFAULTS, **text_raw}
-    text_cfg.setdefault("tie_word_embeddings", f.bool("tie_word_embeddings", True))
+    text_cfg.setdefault("tie_word_embeddings", f.flag("tie_word_embeddings", True))
     text = _llama_like(ConfigFields(text_cfg, f.where, "text_config."), name, "gemma3_text")
     v = ConfigFields({**_SIGLIP_DEFAULTS, **vision_raw}, f.where, "vision_config.")
     vision = VisionSpec(
-        hidden_size=v.int("hidden_size"),
-        num_layers=v.int("num_hidden_layers"),
-        num_heads=v.int("num_attention_heads"),
-        intermediate_size=v.int("intermediate_size"),
-        image_size=v.int("image_size"),
-        patch_size=v.int("patch_size"),
-        num_channels=v.int("num_channels"),
+        hidden_size=v.integer("hidden_size"),
+        num_layers=v.integer("num_hidden_layers"),
+        num_heads=v.integer("num_attention_heads"),
+        intermediate_size=v.integer("intermediate_size"),
+        image_size=v.integer("image_size"),
+        patch_size=v.integer("patch_size"),
+        num_channels=v.integer("num_channels"),
         projector_dim=text.hidden_size,
-        tokens_per_image=f.int("mm_tokens_per_image", default=256),
-        pooling_head=v.bool("vision_use_head", True),
+        tokens_per_image=f.integer("mm_tokens_per_image", default=256),
+        pooling_head=v.flag("vision_use_head", True),
     )
     from dataclasses import replace
 
@@ -570,8 +642,19 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     **{
         t: _llama_like
         for t in (
-            "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe",
-            "gemma", "gemma2", "gemma3_text", "phi3", "phimoe", "gpt_oss",
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen2_moe",
+            "qwen3",
+            "qwen3_moe",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "phi3",
+            "phimoe",
+            "gpt_oss",
         )
     },
     "deepseek_v2": _deepseek,
@@ -589,7 +672,9 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 
 
-def spec_from_config(config: Mapping[str, Any], name: str = "model", where: str = "config") -> ModelSpec:
+def spec_from_config(
+    config: Mapping[str, Any], name: str = "model", where: str = "config"
+) -> ModelSpec:
     """The ModelSpec of a parsed config.json mapping."""
     if not isinstance(config, Mapping):
         raise SourceError(where, "config must be a JSON object")

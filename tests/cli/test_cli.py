@@ -1,0 +1,137 @@
+"""The command line as scripts use it: exit codes, JSON keys, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from modelmem.cli import cli, main
+
+from ..conftest import FIXTURES
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
+    code, out, err = run([*args, "--json"], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_params_json_keys_for_catalogue_model(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["params", "llama-3.1-8b"], capsys)
+    assert data["total_params"] == 8_030_261_248 == data["active_params"]
+    assert isinstance(data["total_params"], int)
+    assert sum(c["params"] for c in data["components"]) == data["total_params"]
+    assert {c["name"] for c in data["components"]} >= {"embedding", "attention", "mlp", "lm_head"}
+    assert data["context_length"] == 131072
+    assert data["weights_bytes"] == 2 * 8_030_261_248
+    assert data["rule_of_thumb"]["inference_bytes"] == 2 * 8_030_261_248
+    assert data["rule_of_thumb"]["training_bytes"] == 8 * 8_030_261_248
+
+
+def test_params_of_a_config_folder_matches_file(capsys: pytest.CaptureFixture[str]) -> None:
+    folder = FIXTURES / "mistralai__Mixtral-8x7B-v0.1"
+    a = run_json(["params", str(folder)], capsys)
+    b = run_json(["params", str(folder / "config.json")], capsys)
+    assert a["total_params"] == b["total_params"] == 46_702_792_704
+    assert a["active_params"] == 12_879_925_248
+
+
+@pytest.mark.parametrize(
+    ("size", "params"),
+    [("7B", 7 * 10**9), ("1.5b", 1_500_000_000), ("124M", 124 * 10**6), ("70e9", 70 * 10**9)],
+)
+def test_params_of_a_plain_size(size: str, params: int, capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["params", size, "--dtype", "fp32"], capsys)
+    assert data["total_params"] == params and data["kind"] == "size"
+    assert data["rule_of_thumb"]["inference_bytes"] == 4 * params
+    assert data["rule_of_thumb"]["training_bytes"] == 16 * params
+
+
+def test_params_table_shows_both_units(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["params", "1B"], capsys)
+    assert code == 0
+    assert "2,000,000,000 bytes = 2.00 GB (1.86 GiB)" in out
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.json"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["params", "{bad}"], "malformed JSON"),
+        (["params", "{unknown}"], "model_type='not_a_model'"),
+        (["params", "0B"], "source"),
+        (["params", "--", "-7B"], "source"),
+        (["params", "-7B"], "-7"),
+        (["params", "nan"], "source"),
+        (["params", "no-such-model"], "source='no-such-model'"),
+        (["params", "7B", "--dtype", "fp7"], "format='fp7'"),
+        (["params", "7B", "--train-factor", "9"], "training_factor"),
+        (["params", "7B", "--optimizer", "adamx"], "adamx"),
+        (["params", "{folder}"], "no config.json"),
+        (["params", "./missing/config.json"], "no such file"),
+        (["params", "7B", "--no-such-option"], "no-such-option"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    args: list[str], needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subst = {
+        "{bad}": write(tmp_path, "{not json"),
+        "{folder}": str(tmp_path / "empty"),
+    }
+    (tmp_path / "empty").mkdir()
+    if "{unknown}" in args:
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "config.json").write_text(json.dumps({"model_type": "not_a_model"}))
+        subst["{unknown}"] = str(other)
+    code, out, err = run([subst.get(a, a) for a in args], capsys)
+    assert code == 2
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert needle in lines[0] and "Traceback" not in err
+
+
+def test_models_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(["models"], capsys)
+    assert len(rows) >= 40
+    names = {r["name"] for r in rows}
+    assert {"llama-3.1-8b", "mixtral-8x7b", "deepseek-v3", "gpt2"} <= names
+    assert all(r["source"] and r["context_length"] > 0 and r["tokenizer"] for r in rows)
+
+
+def test_formats_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    rows = {r["name"]: r for r in run_json(["formats"], capsys)}
+    assert rows["q4_k"]["bits_per_value"] == 4.5
+    assert rows["bf16"]["bits_per_value"] == 16
+    assert all(r["source"] for r in rows.values())
+
+
+def test_every_command_and_option_is_documented() -> None:
+    for name, command in cli.commands.items():
+        assert command.help, f"{name} has no help"
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert getattr(param, "help", None), f"{name} {param.name} has no help"
+
+
+def test_help_and_version_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "params" in out
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and "modelmem" in out
