@@ -147,3 +147,11 @@ def test_inventory_names_are_unique(model_type: str) -> None:
     }
     names = [t.name for t in tensor_inventory(spec_from_config(cfg))]
     assert len(names) == len(set(names))
+
+
+def test_public_api_resolves_lazily() -> None:
+    import modelmem
+
+    for name in modelmem.__all__:
+        assert getattr(modelmem, name) is not None
+    assert modelmem.resolve("gpt2").params.total == 124_439_808
