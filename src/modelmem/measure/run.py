@@ -1,0 +1,403 @@
+"""Run a real training step or inference pass of a transformers architecture with fake
+tensors (no data, no GPU, no weights) and report the exact live-tensor peak.
+
+The architecture comes from the installed transformers (never from the Hub). Fake
+tensors live on the CPU; the differences between CPU and CUDA that change memory are
+emulated explicitly (see the project's measurement notes): SDPA on fake CPU already takes
+the flash path (saves the output and a fp32 log-sum-exp), dropout is routed to
+``native_dropout`` (a 1-byte mask, as on CUDA), the optimizer implementation is chosen
+explicitly (CUDA defaults to ``foreach``), and transformers' mask helpers are told that a
+fake tensor is not a trace, so an unpadded batch skips the ``(b, 1, s, s)`` mask as it
+does with real tensors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.measure.tracker import Allocation, Peak, StorageTracker, round_up
+from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
+
+Mode = Literal["train", "inference"]
+RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adagrad", "rmsprop", "adafactor")
+OPTIMIZER_IMPLS = ("foreach", "fused", "for-loop")
+ATTENTIONS = ("sdpa", "eager")
+
+# Category names of the measured breakdown, in display order, with what each holds.
+CATEGORY_HOW: dict[str, str] = {
+    "parameters": "measured: live storage of the model's parameters",
+    "buffers": "measured: registered buffers (rotary tables, ...)",
+    "inputs": "measured: token ids and labels",
+    "gradients": "measured: parameter gradients (.grad) alive at the peak",
+    "optimizer_state": "measured: optimizer state tensors alive at the peak",
+    "kv_cache": "measured: the generation cache alive at the peak",
+    "activations": "measured: tensors made in the forward pass and still alive (saved for backward)",
+    "logits_and_loss": "measured: logits, their fp32 copy and loss buffers alive at the peak",
+    "backward_temporaries": "measured: other tensors made during backward and alive at the peak",
+    "optimizer_temporaries": "measured: temporaries of the optimizer step alive at the peak",
+    "other": "measured: other live tensors",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeasureSettings:
+    mode: Mode = "train"
+    batch: int = 1
+    seq: int = 2048  # training sequence, or prompt length for inference
+    decode_steps: int = 2
+    recipe: str = "amp-bf16"
+    optimizer: str = "adamw"
+    optimizer_impl: str = "foreach"
+    checkpointing: bool = False
+    attention: str = "sdpa"
+    lora_rank: int | None = None
+    lora_targets: tuple[str, ...] | str | None = None
+    steps: int = 2
+    fake: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("batch", "seq", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
+                raise InvalidValueError(name, value, "must be an integer in [1, 16777216]")
+        if self.decode_steps < 0:
+            raise InvalidValueError("decode_steps", self.decode_steps, "must be >= 0")
+        for name, allowed in (
+            ("recipe", RECIPES),
+            ("optimizer", OPTIMIZERS),
+            ("optimizer_impl", OPTIMIZER_IMPLS),
+            ("attention", ATTENTIONS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise UnknownNameError(name, getattr(self, name), allowed)
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+
+
+@dataclass
+class Measurement:
+    """A measured peak, its composition, and where it happened."""
+
+    settings: MeasureSettings
+    breakdown: MemoryBreakdown
+    peak_rounded_bytes: int  # with each storage rounded up to CUDA's 512-byte blocks
+    peak_phase: str
+    peak_op: str
+    phase_peaks: dict[str, int]
+    trainable_params: int
+    total_params: int
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+    # Per phase (e.g. "step1.backward"): composition, CUDA-rounded bytes and op at its peak.
+    phase_compositions: dict[str, MemoryBreakdown] = field(default_factory=dict, repr=False)
+    phase_peaks_rounded: dict[str, int] = field(default_factory=dict, repr=False)
+    phase_ops: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.breakdown.to_dict(),
+            "mode": self.settings.mode,
+            "fake": self.settings.fake,
+            "peak_rounded_bytes": self.peak_rounded_bytes,
+            "peak_phase": self.peak_phase,
+            "peak_op": self.peak_op,
+            "phase_peaks": self.phase_peaks,
+            "trainable_params": self.trainable_params,
+            "total_params": self.total_params,
+            "seconds": round(self.seconds, 3),
+            "notes": self.notes,
+        }
+
+
+# ------------------------------------------------------------------ environment patches
+
+
+@contextlib.contextmanager
+def _gpu_faithful_patches() -> Iterator[None]:
+    """Emulate CUDA memory behaviour on fake CPU tensors for the duration of a run."""
+    import torch.nn.functional as F
+    from transformers import masking_utils
+    from transformers.integrations import moe
+
+    original_dropout = F.dropout
+    original_is_tracing = masking_utils.is_tracing
+    original_packed = masking_utils.find_packed_sequence_indices
+    original_grouped = moe._can_use_grouped_mm
+
+    def dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> torch.Tensor:
+        # CUDA saves a bool mask (aten.native_dropout); CPU's F.dropout keeps a noise tensor.
+        if not training or p == 0.0:
+            return input
+        return torch.native_dropout(input, p, training)[0]
+
+    def is_tracing(tensor: Any = None) -> bool:
+        # A fake tensor is not a trace: let an unpadded batch skip the dense mask.
+        return False
+
+    def no_packed_sequences(position_ids: Any) -> None:
+        # Positions are 0..s-1 in every row of an unpadded batch: nothing is packed.
+        return None
+
+    def can_use_grouped_mm(input: torch.Tensor, weight: torch.Tensor, offs: torch.Tensor) -> bool:
+        # torch's grouped_mm meta kernel takes bf16 only; other dtypes go through
+        # transformers' fallback op, whose registered fake and autograd save the same
+        # tensors (input, weight, offsets) and return the same output.
+        return weight.dtype == torch.bfloat16 and bool(original_grouped(input, weight, offs))
+
+    F.dropout = dropout  # type: ignore[assignment]
+    moe._can_use_grouped_mm = can_use_grouped_mm
+    masking_utils.is_tracing = is_tracing
+    masking_utils.find_packed_sequence_indices = no_packed_sequences
+    try:
+        yield
+    finally:
+        F.dropout = original_dropout
+        masking_utils.is_tracing = original_is_tracing
+        masking_utils.find_packed_sequence_indices = original_packed
+        moe._can_use_grouped_mm = original_grouped
+
+
+def _fake_mode(fake: bool) -> contextlib.AbstractContextManager[Any]:
+    if not fake:
+        return contextlib.nullcontext()
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=False)
+
+
+# ------------------------------------------------------------------------ model and step
+
+
+def _model_dtype(recipe: str) -> torch.dtype:
+    return {"pure-bf16": torch.bfloat16, "pure-fp16": torch.float16}.get(recipe, torch.float32)
+
+
+def _autocast(recipe: str) -> contextlib.AbstractContextManager[Any]:
+    if recipe == "amp-bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if recipe == "amp-fp16":
+        return torch.autocast("cpu", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def build_config(config: dict[str, Any], attention: str) -> Any:
+    """A transformers config from a config.json mapping, with GPU-faithful settings."""
+    import transformers
+
+    cfg_dict = {k: v for k, v in config.items() if k not in ("auto_map", "quantization_config")}
+    model_type = cfg_dict.pop("model_type")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
+    if attention == "sdpa":
+        # GPU flash attention saves no dropout mask; CPU SDPA with dropout falls back to
+        # the math path, so attention dropout is set to 0 to keep the flash behaviour.
+        for name in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
+            for sub in (cfg, getattr(cfg, "text_config", None)):
+                if sub is not None and getattr(sub, name, 0):
+                    setattr(sub, name, 0.0)
+    cfg.use_cache = False
+    return cfg
+
+
+def _model_class(model_type: str) -> Any:
+    import transformers
+
+    if model_type == "gemma3":
+        return transformers.Gemma3ForConditionalGeneration
+    if model_type == "bert":
+        raise InvalidValueError("model_type", model_type, "measure supports decoder models only")
+    return transformers.AutoModelForCausalLM
+
+
+def _build_model(config: dict[str, Any], settings: MeasureSettings) -> Any:
+    cfg = build_config(config, settings.attention)
+    cls = _model_class(config["model_type"])
+    kwargs = {"attn_implementation": settings.attention, "dtype": _model_dtype(settings.recipe)}
+    if _is_moe(cfg):
+        # Under fake tensors the eager experts loop needs data-dependent shapes; the
+        # grouped_mm kernel computes the same tensors without them.
+        kwargs["experts_implementation"] = "grouped_mm"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return cls._from_config(cfg, **kwargs) if hasattr(cls, "_from_config") else cls.from_config(cfg, **kwargs)
+
+
+def _is_moe(cfg: Any) -> bool:
+    text = getattr(cfg, "text_config", cfg)
+    return any(
+        getattr(text, name, 0) not in (0, None)
+        for name in ("num_local_experts", "num_experts", "n_routed_experts")
+    )
+
+
+def _optimizer(params: list[torch.nn.Parameter], settings: MeasureSettings) -> torch.optim.Optimizer:
+    impl = {"foreach": {"foreach": True}, "fused": {"fused": True}, "for-loop": {"foreach": False}}[
+        settings.optimizer_impl
+    ]
+    name = settings.optimizer
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=1e-4, **impl)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=1e-4, **impl)
+    if name in ("sgd", "sgd-momentum"):
+        return torch.optim.SGD(params, lr=1e-4, momentum=0.9 if name == "sgd-momentum" else 0.0, **impl)
+    if name == "adagrad":
+        return torch.optim.Adagrad(params, lr=1e-4, **impl)
+    if name == "rmsprop":
+        return torch.optim.RMSprop(params, lr=1e-4, **impl)
+    impl.pop("fused", None)
+    return torch.optim.Adafactor(params, lr=1e-2, **impl)
+
+
+def _apply_lora(model: Any, settings: MeasureSettings) -> Any:
+    try:
+        import peft
+    except ImportError as e:
+        raise InvalidValueError("lora_rank", settings.lora_rank, "LoRA measurement needs peft") from e
+    targets: Any = settings.lora_targets
+    if isinstance(targets, str) and targets != "all-linear":
+        targets = [targets]
+    config = peft.LoraConfig(r=settings.lora_rank, lora_alpha=16, target_modules=targets)
+    return peft.get_peft_model(model, config)
+
+
+def _cache_tensors(cache: Any, depth: int = 0) -> list[torch.Tensor]:
+    """Every tensor held by a transformers cache object (KV or recurrent state)."""
+    if isinstance(cache, torch.Tensor):
+        return [cache]
+    if depth > 4 or cache is None:
+        return []
+    if isinstance(cache, list | tuple):
+        return [t for item in cache for t in _cache_tensors(item, depth + 1)]
+    if hasattr(cache, "__dict__"):
+        return [t for v in vars(cache).values() for t in _cache_tensors(v, depth + 1)]
+    return []
+
+
+def _default_category(a: Allocation) -> str:
+    phase = a.phase.rsplit(".", 1)[-1]
+    return {
+        "forward": "activations",
+        "prefill": "activations",
+        "decode": "activations",
+        "loss": "logits_and_loss",
+        "backward": "backward_temporaries",
+        "optimizer": "optimizer_temporaries",
+        "zero_grad": "optimizer_temporaries",
+    }.get(phase, "other")
+
+
+def _train(model: Any, tracker: StorageTracker, settings: MeasureSettings, vocab: int) -> None:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.register_post_accumulate_grad_hook(lambda q: tracker.categorize([q.grad], "gradients"))
+    optimizer = _optimizer(trainable, settings)
+    ids = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
+    labels = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
+    tracker.adopt([ids, labels], "setup", "inputs")
+    model.train()
+    for step in range(settings.steps):
+        tracker.set_phase(f"step{step}.forward")
+        with _autocast(settings.recipe):
+            logits = model(input_ids=ids, use_cache=False).logits
+            tracker.set_phase(f"step{step}.loss")
+            loss = model.loss_function(logits=logits, labels=labels, vocab_size=vocab)
+        del logits
+        tracker.set_phase(f"step{step}.backward")
+        loss.backward()
+        del loss
+        tracker.set_phase(f"step{step}.optimizer")
+        optimizer.step()
+        tracker.set_phase(f"step{step}.zero_grad")
+        optimizer.zero_grad(set_to_none=True)
+        states = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        tracker.categorize(states, "optimizer_state")
+
+
+def _infer(model: Any, tracker: StorageTracker, settings: MeasureSettings) -> None:
+    prompt = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
+    token = torch.zeros(settings.batch, 1, dtype=torch.long)
+    tracker.adopt([prompt, token], "setup", "inputs")
+    model.eval()
+    with torch.no_grad(), _autocast(settings.recipe):
+        tracker.set_phase("prefill")
+        # logits_to_keep=1: generate() computes logits of the last position only.
+        out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
+        cache = out.past_key_values
+        tracker.categorize(_cache_tensors(cache), "kv_cache")
+        del out
+        for _ in range(settings.decode_steps):
+            tracker.set_phase("decode")
+            out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache = out.past_key_values
+            tracker.categorize(_cache_tensors(cache), "kv_cache")
+            del out
+
+
+def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
+    """Measure the live-tensor peak of ``settings`` for the architecture in ``config``."""
+    started = time.perf_counter()
+    notes: list[str] = []
+    torch.manual_seed(0)
+    with _gpu_faithful_patches(), _fake_mode(settings.fake):
+        model = _build_model(config, settings)
+        if settings.mode == "train" and settings.lora_rank:
+            model = _apply_lora(model, settings)
+        elif settings.mode == "inference":
+            model.requires_grad_(False)
+        if settings.checkpointing and settings.mode == "train":
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if settings.lora_rank:
+                model.enable_input_require_grads()
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        tracker = StorageTracker()
+        tracker.adopt(model.parameters(), "setup", "parameters")
+        tracker.adopt(model.buffers(), "setup", "buffers")
+        vocab = model.config.get_text_config().vocab_size
+        with tracker:
+            if settings.mode == "train":
+                _train(model, tracker, settings, vocab)
+            else:
+                _infer(model, tracker, settings)
+    peak = tracker.peak
+    components = _components(tracker, peak)
+    if settings.recipe.startswith("amp"):
+        notes.append("autocast keeps a 16-bit copy of each weight from forward until backward uses it")
+    return Measurement(
+        settings=settings,
+        breakdown=MemoryBreakdown(components, notes=tuple(notes)),
+        peak_rounded_bytes=peak.rounded_bytes,
+        peak_phase=peak.phase,
+        peak_op=peak.op,
+        phase_peaks={name: p.bytes for name, p in tracker.phase_peaks.items()},
+        trainable_params=trainable,
+        total_params=total,
+        seconds=time.perf_counter() - started,
+        notes=notes,
+        phase_compositions={
+            name: MemoryBreakdown(_components(tracker, p)) for name, p in tracker.phase_peaks.items()
+        },
+        phase_peaks_rounded={name: p.rounded_bytes for name, p in tracker.phase_peaks.items()},
+        phase_ops={name: p.op for name, p in tracker.phase_peaks.items()},
+    )
+
+
+def _components(tracker: StorageTracker, peak: Peak) -> tuple[MemoryComponent, ...]:
+    parts = tracker.composition(peak, _default_category)
+    return tuple(
+        MemoryComponent(name, parts[name], CATEGORY_HOW[name]) for name in CATEGORY_HOW if parts.get(name)
+    )
+
+
+__all__ = ["Measurement", "MeasureSettings", "Peak", "measure", "round_up"]
