@@ -144,6 +144,117 @@ def _render_params(model: Any, rule: Any) -> None:
         console.print("only a size is known: give a config.json or catalogue name for a breakdown")
 
 
+# ---------------------------------------------------------------------------- measure
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--mode", type=click.Choice(["train", "inference"]), default="train", show_default=True,
+    help="A training step (forward, loss, backward, optimizer) or prefill + decode.",
+)
+@click.option("--batch", type=int, default=1, show_default=True, help="Micro-batch size.")
+@click.option(
+    "--seq", "--context", "seq", type=int, default=2048, show_default=True,
+    help="Training sequence length, or prompt length for inference.",
+)
+@click.option(
+    "--decode-steps", type=int, default=2, show_default=True,
+    help="Inference: decode steps after the prefill, with the cache.",
+)
+@click.option(
+    "--recipe", type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16"]),
+    default="amp-bf16", show_default=True,
+    help="Precision: fp32; autocast over fp32 weights (amp-*); weights and states in 16 bit (pure-*).",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adamw", "adam", "sgd", "sgd-momentum", "adagrad", "rmsprop", "adafactor"]),
+    default="adamw", show_default=True, help="Training optimizer (torch.optim).",
+)
+@click.option(
+    "--optimizer-impl", type=click.Choice(["foreach", "fused", "for-loop"]), default="foreach",
+    show_default=True, help="Optimizer implementation; foreach is PyTorch's CUDA default.",
+)
+@click.option("--checkpointing", is_flag=True, help="Per-layer gradient checkpointing.")
+@click.option(
+    "--attention", type=click.Choice(["sdpa", "eager"]), default="sdpa", show_default=True,
+    help="Attention implementation (sdpa saves no scores; eager materializes b·heads·s²).",
+)
+@click.option("--lora-rank", type=int, default=None, help="Train LoRA adapters (PEFT) of this rank.")
+@click.option(
+    "--lora-targets", default=None,
+    help="Comma-separated module names or all-linear (default: PEFT's for the family).",
+)
+@click.option("--steps", type=int, default=2, show_default=True, help="Training steps to run.")
+@click.option(
+    "--whole", is_flag=True,
+    help="Measure every layer instead of extrapolating exactly from three shallow copies.",
+)
+@click.option(
+    "--real", is_flag=True, help="Use real CPU tensors instead of fake ones (small models only)."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def measure(
+    source: str, mode: str, batch: int, seq: int, decode_steps: int, recipe: str, optimizer: str,
+    optimizer_impl: str, checkpointing: bool, attention: str, lora_rank: int | None,
+    lora_targets: str | None, steps: int, whole: bool, real: bool, as_json: bool,
+) -> None:
+    """Measure the exact tensor peak of a real step of SOURCE with fake tensors.
+
+    Runs the installed transformers implementation of the architecture on PyTorch fake
+    tensors (no weights, no GPU, no model code from the Hub) and records every tensor
+    allocation. Needs the `measure` extra (torch, transformers; peft for LoRA).
+    """
+    from modelmem.errors import InvalidValueError
+    from modelmem.measure import load_measure
+    from modelmem.model.sources import resolve
+
+    model = resolve(source)
+    if model.spec is None or model.config is None:
+        raise InvalidValueError("source", source, "measure needs an architecture (config.json or catalogue)")
+    run, settings_cls = load_measure()
+    targets: tuple[str, ...] | str | None = None
+    if lora_targets:
+        targets = "all-linear" if lora_targets == "all-linear" else tuple(lora_targets.split(","))
+    settings = settings_cls(
+        mode=mode, batch=batch, seq=seq, decode_steps=decode_steps, recipe=recipe,
+        optimizer=optimizer, optimizer_impl=optimizer_impl, checkpointing=checkpointing,
+        attention=attention, lora_rank=lora_rank, lora_targets=targets, steps=steps, fake=not real,
+    )
+    result = run(model.config, model.spec, settings, whole=whole or real)
+    data = {"source": model.label, **result.to_dict()}
+    if as_json:
+        _emit_json(data)
+        return
+    _render_measure(model.label, data)
+
+
+def _render_measure(label: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from modelmem.units import format_bytes_both
+
+    table = Table(title=f"{label}: measured peak, {data['mode']}", title_justify="left")
+    table.add_column("component")
+    table.add_column("bytes", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("how")
+    for c in data["components"]:
+        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
+    table.add_section()
+    table.add_row("peak", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
+    console = _console()
+    console.print(table)
+    console.print(f"peak in {data['peak_phase']} at {data['peak_op']}")
+    console.print(
+        f"with CUDA's 512-byte blocks: {format_bytes_both(data['peak_rounded_bytes'])}; "
+        "not included: CUDA context, allocator caching and fragmentation, library workspaces"
+    )
+    for note in data["notes"]:
+        console.print(f"note: {note}")
+
+
 # ------------------------------------------------------------------------- catalogues
 
 

@@ -22,6 +22,9 @@ from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.model.spec import ModelSpec
 
 SAMPLES = (1, 2, 3)
+# With a single repetition the peak can sit at another op (the embedding output is still
+# alive in the only layer); then the samples 2, 3, 4 are used.
+LATER_SAMPLES = (2, 3, 4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +69,12 @@ def truncated_config(config: dict[str, Any], layers: int) -> dict[str, Any]:
     return cfg
 
 
-def _affine(values: list[int], k: int) -> int | None:
-    """Extrapolate v(1), v(2), v(3) to v(k), or None if the three are not affine."""
+def _affine(values: list[int], k: int, first: int = 1) -> int | None:
+    """Extrapolate v(first), v(first+1), v(first+2) to v(k), or None if not affine."""
     v1, v2, v3 = values
     if v3 - v2 != v2 - v1:
         return None
-    return v1 + (k - 1) * (v2 - v1)
+    return v1 + (k - first) * (v2 - v1)
 
 
 def measure_by_layers(config: dict[str, Any], spec: ModelSpec, settings: MeasureSettings) -> Measurement:
@@ -80,7 +83,10 @@ def measure_by_layers(config: dict[str, Any], spec: ModelSpec, settings: Measure
     if plan is None or plan.repeats <= SAMPLES[-1]:
         return measure(config, settings)
     runs = [measure(truncated_config(config, plan.depth(j)), settings) for j in SAMPLES]
-    result = _combine(runs, plan)
+    result = _combine(runs, plan, SAMPLES[0])
+    if result is None and plan.repeats > LATER_SAMPLES[-1]:
+        runs = [*runs[1:], measure(truncated_config(config, plan.depth(LATER_SAMPLES[-1])), settings)]
+        result = _combine(runs, plan, LATER_SAMPLES[0])
     if result is None:
         full = measure(config, settings)
         full.notes.append("layer extrapolation was not affine; measured the whole model")
@@ -88,14 +94,14 @@ def measure_by_layers(config: dict[str, Any], spec: ModelSpec, settings: Measure
     return result
 
 
-def _combine(runs: list[Measurement], plan: LayerPlan) -> Measurement | None:
+def _combine(runs: list[Measurement], plan: LayerPlan, first: int) -> Measurement | None:
     k = plan.repeats
     phases = runs[0].phase_peaks.keys()
     if any(r.phase_peaks.keys() != phases for r in runs):
         return None
     peaks: dict[str, int] = {}
     for phase in phases:
-        value = _affine([r.phase_peaks[phase] for r in runs], k)
+        value = _affine([r.phase_peaks[phase] for r in runs], k, first)
         if value is None:
             return None
         peaks[phase] = value
@@ -104,19 +110,20 @@ def _combine(runs: list[Measurement], plan: LayerPlan) -> Measurement | None:
     names = {c.name for r in runs for c in r.phase_compositions[top].components}
     how = {c.name: c.how for r in runs for c in r.phase_compositions[top].components}
     for name in names:
-        value = _affine([_part(r, top, name) for r in runs], k)
+        value = _affine([_part(r, top, name) for r in runs], k, first)
         if value is None:
             return None
         parts[name] = value
-    rounded = _affine([r.phase_peaks_rounded[top] for r in runs], k)
-    trainable = _affine([r.trainable_params for r in runs], k)
-    total = _affine([r.total_params for r in runs], k)
+    rounded = _affine([r.phase_peaks_rounded[top] for r in runs], k, first)
+    trainable = _affine([r.trainable_params for r in runs], k, first)
+    total = _affine([r.total_params for r in runs], k, first)
     if rounded is None or trainable is None or total is None or sum(parts.values()) != peaks[top]:
         return None
     order = [c.name for c in runs[-1].phase_compositions[top].components]
     components = tuple(MemoryComponent(n, parts[n], how[n]) for n in order if parts[n])
+    depths = ", ".join(str(plan.depth(j)) for j in range(first, first + 3))
     note = (
-        f"extrapolated exactly from {plan.depth(1)}, {plan.depth(2)} and {plan.depth(3)} layers "
+        f"extrapolated exactly from {depths} layers "
         f"(head {plan.head}, period {plan.period}, ×{k}, remainder {plan.remainder})"
     )
     last = runs[-1]
@@ -142,3 +149,10 @@ def _part(run: Measurement, phase: str, name: str) -> int:
         if c.name == name:
             return c.bytes
     return 0
+
+
+def run_measurement(
+    config: dict[str, Any], spec: ModelSpec, settings: MeasureSettings, whole: bool = False
+) -> Measurement:
+    """The CLI's entry: whole-model measurement, or exact extrapolation by layers."""
+    return measure(config, settings) if whole else measure_by_layers(config, spec, settings)

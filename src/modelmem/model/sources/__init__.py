@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from modelmem.errors import InvalidValueError, ModelMemError, SourceError
 from modelmem.model.params import ParamCount, count_params
 from modelmem.model.sources.catalogue import find_entry, spec_from_entry
-from modelmem.model.sources.hf_config import spec_from_path
+from modelmem.model.sources.hf_config import read_config_file, spec_from_config
 from modelmem.model.spec import ModelSpec
 from modelmem.units import parse_count
 
@@ -29,9 +30,12 @@ class ResolvedModel:
     origin: str  # where the description came from
     context_length: int | None = None
     tokenizer: str | None = None
+    config: dict[str, Any] | None = None  # the config.json mapping the spec was read from
 
 
-def _from_spec(spec: ModelSpec, kind: str, origin: str, tokenizer: str | None) -> ResolvedModel:
+def _from_spec(
+    spec: ModelSpec, kind: str, origin: str, tokenizer: str | None, config: dict[str, Any]
+) -> ResolvedModel:
     return ResolvedModel(
         label=spec.name,
         kind=kind,
@@ -40,6 +44,7 @@ def _from_spec(spec: ModelSpec, kind: str, origin: str, tokenizer: str | None) -
         origin=origin,
         context_length=spec.context_length if spec.attention is not None else None,
         tokenizer=tokenizer,
+        config=config,
     )
 
 
@@ -56,11 +61,15 @@ def resolve(source: str) -> ResolvedModel:
         raise InvalidValueError("source", source, "empty")
     path = Path(text).expanduser()
     if path.exists():
-        spec = spec_from_path(path)
-        return _from_spec(spec, "config", str(path), None)
+        config = read_config_file(path)
+        name = path.name if path.is_dir() else path.parent.name
+        spec = spec_from_config(config, name=name or "model", where=str(path))
+        return _from_spec(spec, "config", str(path), None, config)
     entry = find_entry(text)
     if entry is not None:
-        return _from_spec(spec_from_entry(entry), "catalogue", entry.source, entry.tokenizer)
+        return _from_spec(
+            spec_from_entry(entry), "catalogue", entry.source, entry.tokenizer, entry.config
+        )
     if any(sep in text for sep in ("/", "\\")) or text.endswith(".json"):
         raise SourceError(text, "no such file or folder, and not a catalogue model")
     try:
