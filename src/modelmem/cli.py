@@ -150,45 +150,70 @@ def _render_params(model: Any, rule: Any) -> None:
 @cli.command()
 @click.argument("source")
 @click.option(
-    "--mode", type=click.Choice(["train", "inference"]), default="train", show_default=True,
+    "--mode",
+    type=click.Choice(["train", "inference"]),
+    default="train",
+    show_default=True,
     help="A training step (forward, loss, backward, optimizer) or prefill + decode.",
 )
 @click.option("--batch", type=int, default=1, show_default=True, help="Micro-batch size.")
 @click.option(
-    "--seq", "--context", "seq", type=int, default=2048, show_default=True,
+    "--seq",
+    "--context",
+    "seq",
+    type=int,
+    default=2048,
+    show_default=True,
     help="Training sequence length, or prompt length for inference.",
 )
 @click.option(
-    "--decode-steps", type=int, default=2, show_default=True,
+    "--decode-steps",
+    type=int,
+    default=2,
+    show_default=True,
     help="Inference: decode steps after the prefill, with the cache.",
 )
 @click.option(
-    "--recipe", type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16"]),
-    default="amp-bf16", show_default=True,
-    help="Precision: fp32; autocast over fp32 weights (amp-*); weights and states in 16 bit (pure-*).",
+    "--recipe",
+    type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16"]),
+    default="amp-bf16",
+    show_default=True,
+    help="fp32; autocast over fp32 weights (amp-*); weights and states in 16 bit (pure-*).",
 )
 @click.option(
     "--optimizer",
     type=click.Choice(["adamw", "adam", "sgd", "sgd-momentum", "adagrad", "rmsprop", "adafactor"]),
-    default="adamw", show_default=True, help="Training optimizer (torch.optim).",
+    default="adamw",
+    show_default=True,
+    help="Training optimizer (torch.optim).",
 )
 @click.option(
-    "--optimizer-impl", type=click.Choice(["foreach", "fused", "for-loop"]), default="foreach",
-    show_default=True, help="Optimizer implementation; foreach is PyTorch's CUDA default.",
+    "--optimizer-impl",
+    type=click.Choice(["foreach", "fused", "for-loop"]),
+    default="foreach",
+    show_default=True,
+    help="Optimizer implementation; foreach is PyTorch's CUDA default.",
 )
 @click.option("--checkpointing", is_flag=True, help="Per-layer gradient checkpointing.")
 @click.option(
-    "--attention", type=click.Choice(["sdpa", "eager"]), default="sdpa", show_default=True,
+    "--attention",
+    type=click.Choice(["sdpa", "eager"]),
+    default="sdpa",
+    show_default=True,
     help="Attention implementation (sdpa saves no scores; eager materializes b·heads·s²).",
 )
-@click.option("--lora-rank", type=int, default=None, help="Train LoRA adapters (PEFT) of this rank.")
 @click.option(
-    "--lora-targets", default=None,
+    "--lora-rank", type=int, default=None, help="Train LoRA adapters (PEFT) of this rank."
+)
+@click.option(
+    "--lora-targets",
+    default=None,
     help="Comma-separated module names or all-linear (default: PEFT's for the family).",
 )
 @click.option("--steps", type=int, default=2, show_default=True, help="Training steps to run.")
 @click.option(
-    "--whole", is_flag=True,
+    "--whole",
+    is_flag=True,
     help="Measure every layer instead of extrapolating exactly from three shallow copies.",
 )
 @click.option(
@@ -196,9 +221,22 @@ def _render_params(model: Any, rule: Any) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def measure(
-    source: str, mode: str, batch: int, seq: int, decode_steps: int, recipe: str, optimizer: str,
-    optimizer_impl: str, checkpointing: bool, attention: str, lora_rank: int | None,
-    lora_targets: str | None, steps: int, whole: bool, real: bool, as_json: bool,
+    source: str,
+    mode: str,
+    batch: int,
+    seq: int,
+    decode_steps: int,
+    recipe: str,
+    optimizer: str,
+    optimizer_impl: str,
+    checkpointing: bool,
+    attention: str,
+    lora_rank: int | None,
+    lora_targets: str | None,
+    steps: int,
+    whole: bool,
+    real: bool,
+    as_json: bool,
 ) -> None:
     """Measure the exact tensor peak of a real step of SOURCE with fake tensors.
 
@@ -212,15 +250,27 @@ def measure(
 
     model = resolve(source)
     if model.spec is None or model.config is None:
-        raise InvalidValueError("source", source, "measure needs an architecture (config.json or catalogue)")
+        raise InvalidValueError(
+            "source", source, "measure needs an architecture (config.json or catalogue)"
+        )
     run, settings_cls = load_measure()
     targets: tuple[str, ...] | str | None = None
     if lora_targets:
         targets = "all-linear" if lora_targets == "all-linear" else tuple(lora_targets.split(","))
     settings = settings_cls(
-        mode=mode, batch=batch, seq=seq, decode_steps=decode_steps, recipe=recipe,
-        optimizer=optimizer, optimizer_impl=optimizer_impl, checkpointing=checkpointing,
-        attention=attention, lora_rank=lora_rank, lora_targets=targets, steps=steps, fake=not real,
+        mode=mode,
+        batch=batch,
+        seq=seq,
+        decode_steps=decode_steps,
+        recipe=recipe,
+        optimizer=optimizer,
+        optimizer_impl=optimizer_impl,
+        checkpointing=checkpointing,
+        attention=attention,
+        lora_rank=lora_rank,
+        lora_targets=targets,
+        steps=steps,
+        fake=not real,
     )
     result = run(model.config, model.spec, settings, whole=whole or real)
     data = {"source": model.label, **result.to_dict()}

@@ -41,7 +41,10 @@ class LayerPlan:
 def layer_plan(spec: ModelSpec) -> LayerPlan | None:
     """The shortest head + period that describes the layer stack, if it repeats ≥ 4 times."""
     kinds = [
-        (spec.attention_layers[i] if spec.attention_layers else "", spec.mlp_layers[i] if spec.mlp_layers else "")
+        (
+            spec.attention_layers[i] if spec.attention_layers else "",
+            spec.mlp_layers[i] if spec.mlp_layers else "",
+        )
         for i in range(spec.num_layers)
     ]
     n = len(kinds)
@@ -77,7 +80,9 @@ def _affine(values: list[int], k: int, first: int = 1) -> int | None:
     return v1 + (k - first) * (v2 - v1)
 
 
-def measure_by_layers(config: dict[str, Any], spec: ModelSpec, settings: MeasureSettings) -> Measurement:
+def measure_by_layers(
+    config: dict[str, Any], spec: ModelSpec, settings: MeasureSettings
+) -> Measurement:
     """Measure from three shallow copies when that is exact, else measure the whole model."""
     plan = layer_plan(spec)
     if plan is None or plan.repeats <= SAMPLES[-1]:
@@ -85,7 +90,10 @@ def measure_by_layers(config: dict[str, Any], spec: ModelSpec, settings: Measure
     runs = [measure(truncated_config(config, plan.depth(j)), settings) for j in SAMPLES]
     result = _combine(runs, plan, SAMPLES[0])
     if result is None and plan.repeats > LATER_SAMPLES[-1]:
-        runs = [*runs[1:], measure(truncated_config(config, plan.depth(LATER_SAMPLES[-1])), settings)]
+        runs = [
+            *runs[1:],
+            measure(truncated_config(config, plan.depth(LATER_SAMPLES[-1])), settings),
+        ]
         result = _combine(runs, plan, LATER_SAMPLES[0])
     if result is None:
         full = measure(config, settings)

@@ -40,7 +40,7 @@ CATEGORY_HOW: dict[str, str] = {
     "gradients": "measured: parameter gradients (.grad) alive at the peak",
     "optimizer_state": "measured: optimizer state tensors alive at the peak",
     "kv_cache": "measured: the generation cache alive at the peak",
-    "activations": "measured: tensors made in the forward pass and still alive (saved for backward)",
+    "activations": "measured: tensors made in the forward pass and still alive (saved)",
     "logits_and_loss": "measured: logits, their fp32 copy and loss buffers alive at the peak",
     "backward_temporaries": "measured: other tensors made during backward and alive at the peak",
     "optimizer_temporaries": "measured: temporaries of the optimizer step alive at the peak",
@@ -129,11 +129,14 @@ def _gpu_faithful_patches() -> Iterator[None]:
     from transformers.integrations import moe
 
     original_dropout = F.dropout
-    original_is_tracing = masking_utils.is_tracing
+    utils: Any = masking_utils  # patched module attributes, restored on exit
+    original_is_tracing = utils.is_tracing
     original_packed = masking_utils.find_packed_sequence_indices
     original_grouped = moe._can_use_grouped_mm
 
-    def dropout(input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False) -> torch.Tensor:
+    def dropout(
+        input: torch.Tensor, p: float = 0.5, training: bool = True, inplace: bool = False
+    ) -> torch.Tensor:
         # CUDA saves a bool mask (aten.native_dropout); CPU's F.dropout keeps a noise tensor.
         if not training or p == 0.0:
             return input
@@ -153,15 +156,15 @@ def _gpu_faithful_patches() -> Iterator[None]:
         # tensors (input, weight, offsets) and return the same output.
         return weight.dtype == torch.bfloat16 and bool(original_grouped(input, weight, offs))
 
-    F.dropout = dropout  # type: ignore[assignment]
+    F.dropout = dropout
     moe._can_use_grouped_mm = can_use_grouped_mm
-    masking_utils.is_tracing = is_tracing
+    utils.is_tracing = is_tracing
     masking_utils.find_packed_sequence_indices = no_packed_sequences
     try:
         yield
     finally:
         F.dropout = original_dropout
-        masking_utils.is_tracing = original_is_tracing
+        utils.is_tracing = original_is_tracing
         masking_utils.find_packed_sequence_indices = original_packed
         moe._can_use_grouped_mm = original_grouped
 
@@ -171,7 +174,7 @@ def _fake_mode(fake: bool) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()
     from torch._subclasses.fake_tensor import FakeTensorMode
 
-    return FakeTensorMode(allow_non_fake_inputs=False)
+    return FakeTensorMode(allow_non_fake_inputs=True)
 
 
 # ------------------------------------------------------------------------ model and step
@@ -203,7 +206,8 @@ def build_config(config: dict[str, Any], attention: str) -> Any:
         # the math path, so attention dropout is set to 0 to keep the flash behaviour.
         for name in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
             for sub in (cfg, getattr(cfg, "text_config", None)):
-                if sub is not None and getattr(sub, name, 0):
+                value: Any = getattr(sub, name, None)
+                if sub is not None and value:
                     setattr(sub, name, 0.0)
     cfg.use_cache = False
     return cfg
@@ -229,7 +233,11 @@ def _build_model(config: dict[str, Any], settings: MeasureSettings) -> Any:
         kwargs["experts_implementation"] = "grouped_mm"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return cls._from_config(cfg, **kwargs) if hasattr(cls, "_from_config") else cls.from_config(cfg, **kwargs)
+        return (
+            cls._from_config(cfg, **kwargs)
+            if hasattr(cls, "_from_config")
+            else cls.from_config(cfg, **kwargs)
+        )
 
 
 def _is_moe(cfg: Any) -> bool:
@@ -240,17 +248,23 @@ def _is_moe(cfg: Any) -> bool:
     )
 
 
-def _optimizer(params: list[torch.nn.Parameter], settings: MeasureSettings) -> torch.optim.Optimizer:
-    impl = {"foreach": {"foreach": True}, "fused": {"fused": True}, "for-loop": {"foreach": False}}[
-        settings.optimizer_impl
-    ]
+def _optimizer(
+    params: list[torch.nn.Parameter], settings: MeasureSettings
+) -> torch.optim.Optimizer:
+    impl: dict[str, Any] = {
+        "foreach": {"foreach": True},
+        "fused": {"fused": True},
+        "for-loop": {"foreach": False},
+    }[settings.optimizer_impl]
     name = settings.optimizer
     if name == "adamw":
         return torch.optim.AdamW(params, lr=1e-4, **impl)
     if name == "adam":
         return torch.optim.Adam(params, lr=1e-4, **impl)
     if name in ("sgd", "sgd-momentum"):
-        return torch.optim.SGD(params, lr=1e-4, momentum=0.9 if name == "sgd-momentum" else 0.0, **impl)
+        return torch.optim.SGD(
+            params, lr=1e-4, momentum=0.9 if name == "sgd-momentum" else 0.0, **impl
+        )
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=1e-4, **impl)
     if name == "rmsprop":
@@ -263,11 +277,13 @@ def _apply_lora(model: Any, settings: MeasureSettings) -> Any:
     try:
         import peft
     except ImportError as e:
-        raise InvalidValueError("lora_rank", settings.lora_rank, "LoRA measurement needs peft") from e
+        raise InvalidValueError(
+            "lora_rank", settings.lora_rank, "LoRA measurement needs peft"
+        ) from e
     targets: Any = settings.lora_targets
     if isinstance(targets, str) and targets != "all-linear":
         targets = [targets]
-    config = peft.LoraConfig(r=settings.lora_rank, lora_alpha=16, target_modules=targets)
+    config = peft.LoraConfig(r=settings.lora_rank or 8, lora_alpha=16, target_modules=targets)
     return peft.get_peft_model(model, config)
 
 
@@ -320,7 +336,9 @@ def _train(model: Any, tracker: StorageTracker, settings: MeasureSettings, vocab
         optimizer.step()
         tracker.set_phase(f"step{step}.zero_grad")
         optimizer.zero_grad(set_to_none=True)
-        states = [t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)]
+        states = [
+            t for s in optimizer.state.values() for t in s.values() if isinstance(t, torch.Tensor)
+        ]
         tracker.categorize(states, "optimizer_state")
 
 
@@ -344,19 +362,33 @@ def _infer(model: Any, tracker: StorageTracker, settings: MeasureSettings) -> No
             del out
 
 
+def _enable_checkpointing(model: Any) -> None:
+    """Per-layer, non-reentrant checkpointing (the API was renamed in transformers 5)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
     """Measure the live-tensor peak of ``settings`` for the architecture in ``config``."""
     started = time.perf_counter()
     notes: list[str] = []
     torch.manual_seed(0)
-    with _gpu_faithful_patches(), _fake_mode(settings.fake):
+    # The module tree is built on the meta device (no initialisation cost) and adapters are
+    # added there; its tensors are then made real or fake, uninitialised: values never
+    # change which tensors a step allocates.
+    with torch.device("meta"):
         model = _build_model(config, settings)
         if settings.mode == "train" and settings.lora_rank:
             model = _apply_lora(model, settings)
-        elif settings.mode == "inference":
+    with _gpu_faithful_patches(), _fake_mode(settings.fake):
+        model.to_empty(device="cpu")
+        if settings.mode == "inference":
             model.requires_grad_(False)
         if settings.checkpointing and settings.mode == "train":
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            _enable_checkpointing(model)
             if settings.lora_rank:
                 model.enable_input_require_grads()
         total = sum(p.numel() for p in model.parameters())
@@ -373,7 +405,9 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
     peak = tracker.peak
     components = _components(tracker, peak)
     if settings.recipe.startswith("amp"):
-        notes.append("autocast keeps a 16-bit copy of each weight from forward until backward uses it")
+        notes.append(
+            "autocast keeps a 16-bit copy of each weight from forward until backward uses it"
+        )
     return Measurement(
         settings=settings,
         breakdown=MemoryBreakdown(components, notes=tuple(notes)),
@@ -386,7 +420,8 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
         seconds=time.perf_counter() - started,
         notes=notes,
         phase_compositions={
-            name: MemoryBreakdown(_components(tracker, p)) for name, p in tracker.phase_peaks.items()
+            name: MemoryBreakdown(_components(tracker, p))
+            for name, p in tracker.phase_peaks.items()
         },
         phase_peaks_rounded={name: p.rounded_bytes for name, p in tracker.phase_peaks.items()},
         phase_ops={name: p.op for name, p in tracker.phase_peaks.items()},
@@ -396,8 +431,10 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
 def _components(tracker: StorageTracker, peak: Peak) -> tuple[MemoryComponent, ...]:
     parts = tracker.composition(peak, _default_category)
     return tuple(
-        MemoryComponent(name, parts[name], CATEGORY_HOW[name]) for name in CATEGORY_HOW if parts.get(name)
+        MemoryComponent(name, parts[name], CATEGORY_HOW[name])
+        for name in CATEGORY_HOW
+        if parts.get(name)
     )
 
 
-__all__ = ["Measurement", "MeasureSettings", "Peak", "measure", "round_up"]
+__all__ = ["MeasureSettings", "Measurement", "Peak", "measure", "round_up"]

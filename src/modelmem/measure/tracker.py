@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -52,22 +52,20 @@ class Peak:
     op: str = ""
 
 
-@dataclass
-class StorageTracker(TorchDispatchMode):
+class StorageTracker(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Records live storage while active (``with tracker:``)."""
 
-    allocations: dict[int, Allocation] = field(default_factory=dict)
-    live_bytes: int = 0
-    live_rounded: int = 0
-    seq: int = 0  # event counter
-    ops: int = 0
-    phase: str = "setup"
-    peak: Peak = field(default_factory=Peak)
-    phase_peaks: dict[str, Peak] = field(default_factory=dict)
-    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    def __post_init__(self) -> None:
-        super().__init__()
+    def __init__(self) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.allocations: dict[int, Allocation] = {}
+        self.live_bytes = 0
+        self.live_rounded = 0
+        self.seq = 0  # event counter: every allocation and every free is one event
+        self.ops = 0
+        self.phase = "setup"
+        self.peak = Peak()
+        self.phase_peaks: dict[str, Peak] = {}
+        self._ids = itertools.count(1)
 
     # --- recording ----------------------------------------------------------------
 

@@ -1,0 +1,177 @@
+"""Fake-tensor measurement: the same peak as a real CPU run, to the byte, and exact
+extrapolation from shallow copies of a deep model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+pytest.importorskip("torch", reason="measurement needs the 'measure' extra (torch)")
+pytest.importorskip("transformers", reason="measurement needs the 'measure' extra (transformers)")
+
+from modelmem.measure.extrapolate import layer_plan, measure_by_layers
+from modelmem.measure.run import MeasureSettings, measure
+from modelmem.model.sources.hf_config import spec_from_config
+
+pytestmark = pytest.mark.oracle
+
+LLAMA: dict[str, Any] = {
+    "model_type": "llama",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+}
+GPT2: dict[str, Any] = {
+    "model_type": "gpt2",
+    "vocab_size": 200,
+    "n_embd": 32,
+    "n_layer": 2,
+    "n_head": 4,
+    "n_positions": 64,
+}
+MIXTRAL: dict[str, Any] = {
+    **LLAMA,
+    "model_type": "mixtral",
+    "num_local_experts": 4,
+    "num_experts_per_tok": 2,
+}
+GEMMA3: dict[str, Any] = {
+    "model_type": "gemma3_text",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "num_hidden_layers": 14,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "intermediate_size": 96,
+    "sliding_window": 8,
+    "sliding_window_pattern": 3,
+}
+DEEPSEEK: dict[str, Any] = {
+    "model_type": "deepseek_v3",
+    "vocab_size": 256,
+    "hidden_size": 64,
+    "num_hidden_layers": 8,
+    "num_attention_heads": 4,
+    "intermediate_size": 128,
+    "moe_intermediate_size": 32,
+    "n_routed_experts": 4,
+    "num_experts_per_tok": 2,
+    "n_shared_experts": 1,
+    "first_k_dense_replace": 2,
+    "q_lora_rank": 16,
+    "kv_lora_rank": 8,
+    "qk_rope_head_dim": 4,
+    "qk_nope_head_dim": 8,
+    "v_head_dim": 8,
+    "n_group": 1,
+    "topk_group": 1,
+}
+
+VARIANTS = [
+    ("llama-fp32", LLAMA, {"recipe": "fp32"}),
+    ("llama-amp", LLAMA, {"recipe": "amp-bf16"}),
+    ("llama-pure-ckpt", LLAMA, {"recipe": "pure-bf16", "checkpointing": True}),
+    ("llama-eager", LLAMA, {"recipe": "fp32", "attention": "eager"}),
+    (
+        "llama-fused-sgd",
+        LLAMA,
+        {"recipe": "fp32", "optimizer": "sgd-momentum", "optimizer_impl": "fused"},
+    ),
+    ("llama-inference", LLAMA, {"mode": "inference", "recipe": "pure-bf16"}),
+    ("gpt2-dropout", GPT2, {"recipe": "fp32"}),
+    ("mixtral-pure", MIXTRAL, {"recipe": "pure-bf16"}),
+    ("mixtral-amp", MIXTRAL, {"recipe": "amp-bf16"}),
+    ("deepseek-mla", {**DEEPSEEK, "num_hidden_layers": 3}, {"recipe": "pure-bf16"}),
+    (
+        "gemma3-sliding-inference",
+        {**GEMMA3, "num_hidden_layers": 4},
+        {"mode": "inference", "recipe": "fp32"},
+    ),
+    ("llama-lora", LLAMA, {"recipe": "fp32", "lora_rank": 4, "lora_targets": "all-linear"}),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "options"), VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_fake_peak_equals_real_cpu_peak_to_the_byte(
+    name: str, config: dict[str, Any], options: dict[str, Any]
+) -> None:
+    settings = {"batch": 2, "seq": 24, **options}
+    fake = measure(config, MeasureSettings(fake=True, **settings))
+    real = measure(config, MeasureSettings(fake=False, **settings))
+    assert fake.breakdown.total_bytes == real.breakdown.total_bytes
+    assert fake.breakdown.to_dict()["components"] == real.breakdown.to_dict()["components"]
+    assert fake.peak_phase == real.peak_phase
+    assert fake.breakdown.total_bytes > 0
+
+
+def test_composition_of_a_training_peak() -> None:
+    m = measure(LLAMA, MeasureSettings(batch=2, seq=24, recipe="fp32", optimizer_impl="fused"))
+    params = 4 * (256 * 64 * 2 + 2 * (2 * 64 * 64 + 2 * 64 * 32 + 3 * 64 * 128 + 2 * 64) + 64)
+    parts = {c.name: c.bytes for c in m.breakdown.components}
+    assert parts["parameters"] == params  # fp32 parameters, untied head
+    # AdamW m and v, in the parameter's dtype, once step 0 has made them
+    assert m.breakdown.total_bytes == sum(parts.values())
+    assert m.total_params * 4 == params
+    second_step = max(v for k, v in m.phase_peaks.items() if k.startswith("step1"))
+    assert second_step >= 3 * params  # parameters + two AdamW states live before step 1 starts
+
+
+def test_checkpointing_reduces_the_backward_peak() -> None:
+    settings = {"batch": 4, "seq": 64, "recipe": "pure-bf16", "optimizer_impl": "fused"}
+    plain = measure({**LLAMA, "num_hidden_layers": 4}, MeasureSettings(**settings))
+    ckpt = measure(
+        {**LLAMA, "num_hidden_layers": 4}, MeasureSettings(checkpointing=True, **settings)
+    )
+    assert ckpt.phase_peaks["step1.backward"] < plain.phase_peaks["step1.backward"]
+
+
+def test_eager_attention_costs_more_than_sdpa_at_long_sequence() -> None:
+    settings = {"batch": 2, "seq": 256, "recipe": "fp32", "optimizer_impl": "fused"}
+    sdpa = measure(LLAMA, MeasureSettings(**settings))
+    eager = measure(LLAMA, MeasureSettings(attention="eager", **settings))
+    assert eager.phase_peaks["step1.backward"] > sdpa.phase_peaks["step1.backward"]
+
+
+def test_inference_reports_the_cache() -> None:
+    m = measure(
+        LLAMA,
+        MeasureSettings(mode="inference", batch=2, seq=32, recipe="pure-bf16", decode_steps=1),
+    )
+    cache = {c.name: c.bytes for c in m.breakdown.components}.get("kv_cache", 0)
+    # K and V for 2 layers × 2 kv heads × 16 dims × bf16 per token, 32 prompt tokens × batch 2
+    assert cache == 2 * 2 * 2 * 16 * 2 * 32 * 2
+    assert m.peak_phase in ("prefill", "decode")
+
+
+@pytest.mark.parametrize(
+    ("config", "mode"),
+    [
+        ({**LLAMA, "num_hidden_layers": 7}, "train"),
+        ({**LLAMA, "num_hidden_layers": 7}, "inference"),
+        (GEMMA3, "train"),
+        (DEEPSEEK, "train"),
+    ],
+)
+def test_layer_extrapolation_equals_the_whole_model(config: dict[str, Any], mode: str) -> None:
+    settings = MeasureSettings(
+        mode=mode, batch=2, seq=24, recipe="amp-bf16" if mode == "train" else "fp32"
+    )
+    whole = measure(config, settings)
+    sampled = measure_by_layers(config, spec_from_config(config), settings)
+    assert any("extrapolated" in n for n in sampled.notes)
+    assert sampled.breakdown.total_bytes == whole.breakdown.total_bytes
+    assert sampled.breakdown.to_dict()["components"] == whole.breakdown.to_dict()["components"]
+    assert sampled.peak_rounded_bytes == whole.peak_rounded_bytes
+    assert sampled.total_params == whole.total_params
+
+
+def test_layer_plan_finds_head_and_period() -> None:
+    plan = layer_plan(spec_from_config(DEEPSEEK))
+    assert plan is not None and (plan.head, plan.period, plan.repeats) == (2, 1, 6)
+    gemma = layer_plan(spec_from_config(GEMMA3))
+    assert gemma is not None and (gemma.period, gemma.repeats, gemma.remainder) == (3, 4, 2)
