@@ -8,6 +8,7 @@ library are caught once, in :func:`main`, and printed as one line with exit code
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from modelmem import __version__
 from modelmem.errors import ModelMemError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
 DEFAULT_DTYPE = "bf16"
 
 
@@ -408,6 +410,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         click.echo(f"modelmem: error: {e.filename or ''}: {e.strerror}", err=True)
         return EXIT_BAD_INPUT
+    except Exception as e:  # a bug or a library failure: still one line, unless debugging
+        if os.environ.get("MODELMEM_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        click.echo(
+            f"modelmem: internal error: {type(e).__name__}: {first} (MODELMEM_DEBUG=1 shows more)",
+            err=True,
+        )
+        return EXIT_INTERNAL
     return 0
 
 

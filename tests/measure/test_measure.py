@@ -3,6 +3,8 @@ extrapolation from shallow copies of a deep model."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,8 +12,9 @@ import pytest
 pytest.importorskip("torch", reason="measurement needs the 'measure' extra (torch)")
 pytest.importorskip("transformers", reason="measurement needs the 'measure' extra (transformers)")
 
-from modelmem.measure.extrapolate import layer_plan, measure_by_layers
+from modelmem.measure.extrapolate import layer_plan, measure_by_layers, truncated_config
 from modelmem.measure.run import MeasureSettings, measure
+from modelmem.model.params import count_params
 from modelmem.model.sources.hf_config import spec_from_config
 
 pytestmark = pytest.mark.oracle
@@ -175,3 +178,29 @@ def test_layer_plan_finds_head_and_period() -> None:
     assert plan is not None and (plan.head, plan.period, plan.repeats) == (2, 1, 6)
     gemma = layer_plan(spec_from_config(GEMMA3))
     assert gemma is not None and (gemma.period, gemma.repeats, gemma.remainder) == (3, 4, 2)
+
+
+FIXTURE_DIRS = sorted(
+    p for p in (Path(__file__).parent.parent / "fixtures" / "hf-configs").iterdir() if p.is_dir()
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["train", "inference"])
+@pytest.mark.parametrize("folder", FIXTURE_DIRS, ids=[p.name for p in FIXTURE_DIRS])
+def test_every_family_measures_and_counts_what_modelmem_counts(folder: Path, mode: str) -> None:
+    """Two layers of each real architecture: the measured model has exactly the
+    parameters modelmem counts, and the peak holds at least the parameters."""
+    config = truncated_config(json.loads((folder / "config.json").read_text()), 2)
+    m = measure(
+        config, MeasureSettings(mode=mode, batch=1, seq=32, recipe="pure-bf16", decode_steps=1)
+    )
+    expected = count_params(spec_from_config(config)).total
+    if config["model_type"] == "bert" and mode == "train":
+        assert m.total_params > expected  # BertForMaskedLM adds its prediction head
+    else:
+        assert m.total_params == expected
+    parts = {c.name: c.bytes for c in m.breakdown.components}
+    assert parts["parameters"] == 2 * m.total_params  # bf16, tied weights once
+    if mode == "inference" and config["model_type"] != "bert":
+        assert parts.get("kv_cache", 0) > 0 or m.peak_phase == "prefill"

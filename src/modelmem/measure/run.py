@@ -213,31 +213,53 @@ def build_config(config: dict[str, Any], attention: str) -> Any:
     return cfg
 
 
-def _model_class(model_type: str) -> Any:
+ENCODERS = ("bert",)
+
+
+def _model_class(model_type: str, mode: str) -> Any:
     import transformers
 
     if model_type == "gemma3":
         return transformers.Gemma3ForConditionalGeneration
-    if model_type == "bert":
-        raise InvalidValueError("model_type", model_type, "measure supports decoder models only")
+    if model_type in ENCODERS:
+        # An encoder trains with its masked-LM head and infers without a cache.
+        return transformers.AutoModelForMaskedLM if mode == "train" else transformers.AutoModel
     return transformers.AutoModelForCausalLM
 
 
-def _build_model(config: dict[str, Any], settings: MeasureSettings) -> Any:
+def _build_model(config: dict[str, Any], settings: MeasureSettings, notes: list[str]) -> Any:
     cfg = build_config(config, settings.attention)
-    cls = _model_class(config["model_type"])
-    kwargs = {"attn_implementation": settings.attention, "dtype": _model_dtype(settings.recipe)}
+    cls = _model_class(config["model_type"], settings.mode)
+    kwargs: dict[str, Any] = {"dtype": _model_dtype(settings.recipe)}
     if _is_moe(cfg):
         # Under fake tensors the eager experts loop needs data-dependent shapes; the
         # grouped_mm kernel computes the same tensors without them.
         kwargs["experts_implementation"] = "grouped_mm"
+    attention = (
+        settings.attention if config["model_type"] not in ("mamba", "falcon_mamba") else None
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return (
-            cls._from_config(cfg, **kwargs)
-            if hasattr(cls, "_from_config")
-            else cls.from_config(cfg, **kwargs)
-        )
+        try:
+            return _instantiate(cls, cfg, attention, kwargs)
+        except ValueError as e:
+            if attention != "sdpa" or "does not support an attention implementation" not in str(e):
+                raise
+    notes.append(
+        "transformers has no SDPA path for this architecture (softcapping or sinks): measured "
+        "eager attention, which keeps b·heads·s² scores; flash kernels with that feature keep less"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _instantiate(cls, cfg, "eager", kwargs)
+
+
+def _instantiate(cls: Any, cfg: Any, attention: str | None, kwargs: dict[str, Any]) -> Any:
+    if attention is not None:
+        kwargs = {**kwargs, "attn_implementation": attention}
+    if hasattr(cls, "_from_config"):
+        return cls._from_config(cfg, **kwargs)
+    return cls.from_config(cfg, **kwargs)
 
 
 def _is_moe(cfg: Any) -> bool:
@@ -322,10 +344,14 @@ def _train(model: Any, tracker: StorageTracker, settings: MeasureSettings, vocab
     labels = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
     tracker.adopt([ids, labels], "setup", "inputs")
     model.train()
+    encoder = model.config.model_type in ENCODERS
     for step in range(settings.steps):
         tracker.set_phase(f"step{step}.forward")
         with _autocast(settings.recipe):
-            logits = model(input_ids=ids, use_cache=False).logits
+            if encoder:
+                logits = model(input_ids=ids).logits
+            else:
+                logits = model(input_ids=ids, use_cache=False).logits
             tracker.set_phase(f"step{step}.loss")
             loss = model.loss_function(logits=logits, labels=labels, vocab_size=vocab)
         del logits
@@ -347,28 +373,34 @@ def _infer(model: Any, tracker: StorageTracker, settings: MeasureSettings) -> No
     token = torch.zeros(settings.batch, 1, dtype=torch.long)
     tracker.adopt([prompt, token], "setup", "inputs")
     model.eval()
+    if model.config.model_type in ENCODERS:
+        with torch.no_grad(), _autocast(settings.recipe):
+            tracker.set_phase("prefill")
+            out = model(input_ids=prompt)
+            del out
+        return
     with torch.no_grad(), _autocast(settings.recipe):
         tracker.set_phase("prefill")
         # logits_to_keep=1: generate() computes logits of the last position only.
         out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
+        cache_key, cache = _cache_of(out)
         tracker.categorize(_cache_tensors(cache), "kv_cache")
         del out
         for _ in range(settings.decode_steps):
             tracker.set_phase("decode")
-            out = model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            cache = out.past_key_values
+            out = model(input_ids=token, use_cache=True, logits_to_keep=1, **{cache_key: cache})
+            cache_key, cache = _cache_of(out)
             tracker.categorize(_cache_tensors(cache), "kv_cache")
             del out
 
 
-def _enable_checkpointing(model: Any) -> None:
-    """Per-layer, non-reentrant checkpointing (the API was renamed in transformers 5)."""
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+def _cache_of(output: Any) -> tuple[str, Any]:
+    """The generation cache an output carries: a KV cache, or a state-space model's state."""
+    for key in ("past_key_values", "cache_params"):
+        cache = getattr(output, key, None)
+        if cache is not None:
+            return key, cache
+    raise InvalidValueError("mode", "inference", "this architecture returned no generation cache")
 
 
 def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
@@ -380,11 +412,12 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
     # added there; its tensors are then made real or fake, uninitialised: values never
     # change which tensors a step allocates.
     with torch.device("meta"):
-        model = _build_model(config, settings)
+        model = _build_model(config, settings, notes)
         if settings.mode == "train" and settings.lora_rank:
             model = _apply_lora(model, settings)
     with _gpu_faithful_patches(), _fake_mode(settings.fake):
         model.to_empty(device="cpu")
+        model.tie_weights()  # to_empty makes a new tensor per module; restore shared weights
         if settings.mode == "inference":
             model.requires_grad_(False)
         if settings.checkpointing and settings.mode == "train":
