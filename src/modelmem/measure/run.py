@@ -403,6 +403,15 @@ def _cache_of(output: Any) -> tuple[str, Any]:
     raise InvalidValueError("mode", "inference", "this architecture returned no generation cache")
 
 
+def _enable_checkpointing(model: Any) -> None:
+    """Per-layer, non-reentrant checkpointing (the API was renamed in transformers 5)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
 def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
     """Measure the live-tensor peak of ``settings`` for the architecture in ``config``."""
     started = time.perf_counter()
