@@ -146,6 +146,206 @@ def _render_params(model: Any, rule: Any) -> None:
         console.print("only a size is known: give a config.json or catalogue name for a breakdown")
 
 
+# -------------------------------------------------------------------------- inference
+
+
+def _size(value: str | None, field: str) -> int | None:
+    from modelmem.units import parse_bytes
+
+    return None if value is None else parse_bytes(value, field=field)
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--dtype",
+    default=DEFAULT_DTYPE,
+    show_default=True,
+    help="Weight format or scheme: bf16, fp8, bnb-nf4, gptq-4bit-g128, gguf-q4_k_m, ...",
+)
+@click.option("--kv-dtype", default=None, help="KV cache format (bf16, fp8, q8_0, q4_0, ...).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
+@click.option(
+    "--context",
+    type=int,
+    default=None,
+    help="Tokens cached per sequence (prompt + output); default: the model's, capped at 8192.",
+)
+@click.option("--prompt", type=int, default=None, help="Prefill length (default: the context).")
+@click.option(
+    "--engine",
+    type=click.Choice(["transformers", "vllm", "llama.cpp"]),
+    default="transformers",
+    show_default=True,
+    help="Whose memory accounting to follow.",
+)
+@click.option(
+    "--attention",
+    type=click.Choice(["sdpa", "eager"]),
+    default="sdpa",
+    show_default=True,
+    help="transformers attention implementation.",
+)
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel devices.")
+@click.option("--memory", default=None, help="Device memory budget, e.g. 24GiB or 80GB.")
+@click.option(
+    "--cuda-context", default="400MiB", show_default=True, help="Assumed CUDA context per device."
+)
+@click.option(
+    "--allocator-reserve",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Assumed caching-allocator slack as a fraction of the tensor peak.",
+)
+@click.option(
+    "--gpu-memory-utilization",
+    type=float,
+    default=0.9,
+    show_default=True,
+    help="vLLM: fraction of device memory it takes.",
+)
+@click.option(
+    "--max-num-batched-tokens",
+    type=int,
+    default=8192,
+    show_default=True,
+    help="vLLM: tokens of the profile run (chunked-prefill budget).",
+)
+@click.option("--ubatch", type=int, default=512, show_default=True, help="llama.cpp: -ub.")
+@click.option(
+    "--no-flash-attention", is_flag=True, help="llama.cpp: without -fa (materializes KQ)."
+)
+@click.option("--gpu-layers", type=int, default=None, help="llama.cpp: -ngl (default: what fits).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inference(
+    source: str,
+    dtype: str,
+    kv_dtype: str | None,
+    batch: int,
+    context: int | None,
+    prompt: int | None,
+    engine: str,
+    attention: str,
+    tp: int,
+    memory: str | None,
+    cuda_context: str,
+    allocator_reserve: float,
+    gpu_memory_utilization: float,
+    max_num_batched_tokens: int,
+    ubatch: int,
+    no_flash_attention: bool,
+    gpu_layers: int | None,
+    as_json: bool,
+) -> None:
+    """Memory to serve SOURCE: weights + KV cache + activations + runtime overheads."""
+    from fractions import Fraction
+
+    from modelmem.formats import get_format
+    from modelmem.memory.engines import EngineSettings
+    from modelmem.memory.inference import InferenceWorkload, estimate_inference, largest_fitting
+    from modelmem.memory.rules import rule_of_thumb
+    from modelmem.model.sources import resolve
+
+    model = resolve(source)
+    spec = model.spec
+    if spec is None:
+        raise ModelMemError(
+            f"source={source!r}: a plain size has no architecture; give a config.json or a "
+            f"catalogue model (the rule of thumb is in `modelmem params {source}`)"
+        )
+    budget = _size(memory, "memory")
+    ctx = context or min(spec.context_length, 8192)
+    workload = InferenceWorkload(
+        batch=batch,
+        context=ctx,
+        prompt=prompt,
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        engine=engine,
+        attention=attention,
+        tp=tp,
+        cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
+        allocator_reserve=Fraction(allocator_reserve).limit_denominator(10_000),
+    )
+    settings = EngineSettings(
+        device_memory_bytes=budget,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens,
+        n_ubatch=ubatch,
+        flash_attention=not no_flash_attention,
+        gpu_layers=gpu_layers,
+    )
+    est = estimate_inference(spec, workload, settings)
+    plain = dtype.lower().removeprefix("gguf-")
+    rule_format = get_format(plain if plain in ("fp32", "fp16", "bf16", "f16") else "bf16")
+    rule = rule_of_thumb(model.params.total, rule_format)
+    data: dict[str, Any] = {
+        "source": model.label,
+        "engine": engine,
+        **est.breakdown.to_dict(),
+        "peak_phase": est.peak_phase,
+        "weights_bytes": est.weights.total_bytes,
+        "weights_by_format": [{"format": f, "bytes": b} for f, b in est.weights.by_format],
+        "kv_cache_bytes_per_token": est.cache.bytes_per_token,
+        "batch": batch,
+        "context": ctx,
+        "rule_of_thumb": {
+            "inference_bytes": rule.inference_bytes,
+            "training_bytes": rule.training_bytes,
+            "format": rule.format.name,
+        },
+    }
+    if context and context > spec.context_length:
+        data["notes"].append(f"context {context:,} exceeds the model's {spec.context_length:,}")
+    if budget is not None and engine != "vllm":
+        data["memory_bytes"] = budget
+        data["fits"] = est.total_bytes <= budget
+        data["margin_bytes"] = budget - est.total_bytes
+        data["max_context"] = largest_fitting(spec, workload, budget, "context", settings)
+        data["max_batch"] = largest_fitting(spec, workload, budget, "batch", settings)
+    if as_json:
+        _emit_json(data)
+        return
+    _render_memory(model.label, data)
+
+
+def _render_memory(label: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from modelmem.units import format_bytes_both
+
+    title = (
+        f"{label}: {data.get('engine', '')} b={data.get('batch')} context={data.get('context'):,}"
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("component")
+    table.add_column("bytes", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("how")
+    for c in data["components"]:
+        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
+    table.add_section()
+    table.add_row("total", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
+    console = _console()
+    console.print(table)
+    console.print(f"KV cache per token: {data['kv_cache_bytes_per_token']:,} B")
+    rule = data["rule_of_thumb"]
+    console.print(
+        f"rule of thumb ({rule['format']}): inference ≈ weights = "
+        f"{format_bytes_both(rule['inference_bytes'])}"
+    )
+    if "fits" in data:
+        verdict = "fits" if data["fits"] else "does not fit"
+        console.print(
+            f"{verdict} in {format_bytes_both(data['memory_bytes'])}: margin "
+            f"{format_bytes_both(data['margin_bytes'])}; largest context at this batch "
+            f"{data['max_context']:,}, largest batch at this context {data['max_batch']:,}"
+        )
+    for note in data["notes"]:
+        console.print(f"note: {note}")
+
+
 # ---------------------------------------------------------------------------- measure
 
 
