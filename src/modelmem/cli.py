@@ -346,6 +346,178 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
         console.print(f"note: {note}")
 
 
+# ------------------------------------------------------------------------------ train
+
+
+@cli.command()
+@click.argument("source")
+@click.option(
+    "--recipe",
+    type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16"]),
+    default="amp-bf16",
+    show_default=True,
+    help="fp32; autocast over fp32 weights (amp-*); weights and states in 16 bit (pure-*).",
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(
+        [
+            "adamw",
+            "adam",
+            "adamw-8bit",
+            "sgd",
+            "sgd-momentum",
+            "adagrad",
+            "rmsprop",
+            "lion",
+            "adafactor",
+        ]
+    ),
+    default="adamw",
+    show_default=True,
+    help="Optimizer (state bytes per parameter follow it).",
+)
+@click.option(
+    "--optimizer-impl",
+    type=click.Choice(["foreach", "fused", "for-loop"]),
+    default="foreach",
+    show_default=True,
+    help="foreach holds about a copy of the parameters at the step; fused none.",
+)
+@click.option("--batch", type=int, default=1, show_default=True, help="Micro-batch size.")
+@click.option("--seq", type=int, default=2048, show_default=True, help="Sequence length.")
+@click.option(
+    "--checkpointing", is_flag=True, help="Per-layer gradient (activation) checkpointing."
+)
+@click.option(
+    "--attention",
+    type=click.Choice(["sdpa", "eager"]),
+    default="sdpa",
+    show_default=True,
+    help="sdpa/flash keeps no scores; eager keeps the b·heads·s² softmax.",
+)
+@click.option(
+    "--grad-accumulation",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Micro-batches per step (adds no activations).",
+)
+@click.option("--memory", default=None, help="Device memory budget, e.g. 80GB or 24GiB.")
+@click.option(
+    "--cuda-context", default="400MiB", show_default=True, help="Assumed CUDA context per device."
+)
+@click.option(
+    "--allocator-reserve",
+    type=float,
+    default=0.05,
+    show_default=True,
+    help="Assumed caching-allocator slack as a fraction of the tensor peak.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def train(
+    source: str,
+    recipe: str,
+    optimizer: str,
+    optimizer_impl: str,
+    batch: int,
+    seq: int,
+    checkpointing: bool,
+    attention: str,
+    grad_accumulation: int,
+    memory: str | None,
+    cuda_context: str,
+    allocator_reserve: float,
+    as_json: bool,
+) -> None:
+    """Peak memory of a full training step of SOURCE on one device, with every term."""
+    from fractions import Fraction
+
+    from modelmem.formats import get_format
+    from modelmem.memory.rules import rule_of_thumb
+    from modelmem.memory.training import TrainingWorkload, estimate_training
+    from modelmem.model.sources import resolve
+
+    model = resolve(source)
+    spec = model.spec
+    if spec is None:
+        raise ModelMemError(
+            f"source={source!r}: a plain size has no architecture; give a config.json or a "
+            f"catalogue model (the rule of thumb is in `modelmem params {source}`)"
+        )
+    workload = TrainingWorkload(
+        batch=batch,
+        seq=seq,
+        recipe=recipe,
+        optimizer=optimizer,
+        optimizer_impl=optimizer_impl,
+        checkpointing=checkpointing,
+        attention=attention,
+        grad_accumulation=grad_accumulation,
+        cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
+        allocator_reserve=Fraction(allocator_reserve).limit_denominator(10_000),
+    )
+    est = estimate_training(spec, workload)
+    rule = rule_of_thumb(model.params.total, get_format("fp32"))
+    data: dict[str, Any] = {
+        "source": model.label,
+        "recipe": recipe,
+        "batch": batch,
+        "seq": seq,
+        **est.breakdown.to_dict(),
+        "peak_moment": est.peak_moment,
+        "moments": est.moments,
+        "trainable_params": est.trainable_params,
+        "rule_of_thumb": {
+            "inference_bytes": rule.inference_bytes,
+            "training_bytes": rule.training_bytes,
+            "format": "fp32",
+            "optimizer": "adamw",
+        },
+    }
+    budget = _size(memory, "memory")
+    if budget is not None:
+        data["memory_bytes"] = budget
+        data["fits"] = est.breakdown.total_bytes <= budget
+        data["margin_bytes"] = budget - est.breakdown.total_bytes
+    if as_json:
+        _emit_json(data)
+        return
+    _render_training(model.label, data)
+
+
+def _render_training(label: str, data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from modelmem.units import format_bytes_both
+
+    title = f"{label}: training step, {data['recipe']} b={data['batch']} s={data['seq']:,}"
+    table = Table(title=title, title_justify="left")
+    for col in ("component", "bytes", "size", "how"):
+        table.add_column(col, justify="right" if col in ("bytes", "size") else "left")
+    for c in data["components"]:
+        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
+    table.add_section()
+    table.add_row("total", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
+    console = _console()
+    console.print(table)
+    moments = ", ".join(f"{k} {format_bytes_both(v)}" for k, v in data["moments"].items())
+    console.print(f"tensor peak by moment of the step: {moments}")
+    rule = data["rule_of_thumb"]
+    console.print(
+        f"rule of thumb (fp32 + AdamW): training ≈ 4 × inference = "
+        f"{format_bytes_both(rule['training_bytes'])}, before activations"
+    )
+    if "fits" in data:
+        verdict = "fits" if data["fits"] else "does not fit"
+        console.print(
+            f"{verdict} in {format_bytes_both(data['memory_bytes'])}: margin "
+            f"{format_bytes_both(data['margin_bytes'])}"
+        )
+    for note in data["notes"]:
+        console.print(f"note: {note}")
+
+
 # ---------------------------------------------------------------------------- measure
 
 
@@ -505,6 +677,47 @@ def _render_measure(label: str, data: dict[str, Any]) -> None:
     )
     for note in data["notes"]:
         console.print(f"note: {note}")
+
+
+@cli.command()
+@click.option("--quick", is_flag=True, help="Only the three-row grid the test suite runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def validate(quick: bool, as_json: bool) -> None:
+    """Run the estimators against fake-tensor measurement over a grid; print the errors.
+
+    Exits with 1 when a row is outside its tolerance. Needs the `measure` extra.
+    """
+    from modelmem.measure import load_measure
+
+    load_measure()  # a clear error when torch/transformers are missing
+    from modelmem.measure.validate import FULL_GRID, QUICK_GRID
+    from modelmem.measure.validate import validate as run_grid
+
+    rows = run_grid(QUICK_GRID if quick else FULL_GRID)
+    if as_json:
+        _emit_json([r.to_dict() for r in rows])
+    else:
+        from rich.table import Table
+
+        from modelmem.units import format_bytes_binary
+
+        table = Table(title="estimate vs fake-tensor measurement (tensor peak)")
+        for col in ("model", "settings", "estimate", "measured", "error", "within"):
+            table.add_column(
+                col, justify="right" if col in ("estimate", "measured", "error") else "left"
+            )
+        for r in rows:
+            table.add_row(
+                r.case.model,
+                r.case.label,
+                format_bytes_binary(r.estimate_bytes),
+                format_bytes_binary(r.measured_bytes),
+                f"{r.error:+.2%}",
+                f"{'yes' if r.passed else 'NO'} (±{r.case.tolerance:.0%})",
+            )
+        _console().print(table)
+    if not all(r.passed for r in rows):
+        raise click.exceptions.Exit(1)
 
 
 # ------------------------------------------------------------------------- catalogues

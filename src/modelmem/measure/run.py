@@ -50,7 +50,7 @@ CATEGORY_HOW: dict[str, str] = {
 
 @dataclass(frozen=True, kw_only=True)
 class MeasureSettings:
-    mode: Mode = "train"
+    mode: str = "train"  # "train" | "inference"
     batch: int = 1
     seq: int = 2048  # training sequence, or prompt length for inference
     decode_steps: int = 2
@@ -72,6 +72,7 @@ class MeasureSettings:
         if self.decode_steps < 0:
             raise InvalidValueError("decode_steps", self.decode_steps, "must be >= 0")
         for name, allowed in (
+            ("mode", ("train", "inference")),
             ("recipe", RECIPES),
             ("optimizer", OPTIMIZERS),
             ("optimizer_impl", OPTIMIZER_IMPLS),

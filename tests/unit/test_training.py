@@ -1,0 +1,140 @@
+"""Training estimates: optimizer state bytes, moments of the step, monotonicity."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.memory.training import TrainingWorkload, estimate_training
+from modelmem.model.params import count_params, tensor_inventory
+from modelmem.model.sources.hf_config import spec_from_config
+
+from ..conftest import load_fixture
+
+LLAMA8B = spec_from_config(load_fixture("meta-llama/Llama-3.1-8B"))
+PARAMS = 8_030_261_248
+TENSORS = len(tensor_inventory(LLAMA8B)) + 31 * 9  # 9 per-layer tensors repeat over 32 layers
+
+
+def parts(workload: TrainingWorkload) -> dict[str, int]:
+    est = estimate_training(LLAMA8B, workload)
+    return {c.name: c.bytes for c in est.breakdown.components}
+
+
+def test_adamw_fp32_model_states_are_16_bytes_per_parameter() -> None:
+    # weights 4 + gradients 4 + m 4 + v 4, and a 4-byte step counter per tensor
+    w = TrainingWorkload(recipe="fp32", batch=1, seq=16, optimizer_impl="fused")
+    est = estimate_training(LLAMA8B, w)
+    assert est.peak_moment in ("optimizer step", "backward end")  # equal when fused
+    assert est.moments["optimizer step"] == est.tensor_peak_bytes
+    p = parts(w)
+    assert p["weights"] == p["gradients"] == 4 * PARAMS
+    assert p["optimizer_states"] == 8 * PARAMS + 4 * TENSORS
+    assert est.tensor_peak_bytes == 16 * PARAMS + 4 * TENSORS
+
+
+def test_pure_bf16_states_follow_the_parameter_dtype() -> None:
+    p = parts(TrainingWorkload(recipe="pure-bf16", batch=1, seq=16, optimizer_impl="fused"))
+    assert p["weights"] == 2 * PARAMS and p["optimizer_states"] == 4 * PARAMS + 4 * TENSORS
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "state_bytes"),
+    [("sgd", 0), ("sgd-momentum", 4 * PARAMS), ("rmsprop", 4 * PARAMS), ("lion", 4 * PARAMS)],
+)
+def test_state_bytes_per_optimizer(optimizer: str, state_bytes: int) -> None:
+    p = parts(TrainingWorkload(recipe="fp32", optimizer=optimizer, batch=1, seq=16))
+    assert p["optimizer_states"] == state_bytes
+
+
+def test_8bit_adamw_keeps_small_tensors_in_32_bit() -> None:
+    # norms (4096 values) are exactly at min_8bit_size and go 8-bit; a 4095-wide model's
+    # norms stay 32-bit: 2 × 4 B per value
+    cfg = {
+        "model_type": "llama",
+        "vocab_size": 1000,
+        "hidden_size": 4095,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 5,
+        "intermediate_size": 128,
+        "head_dim": 16,
+    }
+    spec = spec_from_config(cfg)
+    est = estimate_training(spec, TrainingWorkload(optimizer="adamw-8bit", recipe="fp32", seq=8))
+    states = est.breakdown.get("optimizer_states").bytes
+    big = [t for t in tensor_inventory(spec) if t.numel_each >= 4096]
+    small = [t for t in tensor_inventory(spec) if t.numel_each < 4096]
+    expected = sum(2 * (t.numel_each + 4 * -(-t.numel_each // 256)) * t.copies for t in big)
+    expected += sum(8 * t.numel for t in small)
+    assert states == expected and small
+
+
+def test_adafactor_factors_matrices() -> None:
+    p = parts(TrainingWorkload(recipe="fp32", optimizer="adafactor", batch=1, seq=16))
+    assert p["optimizer_states"] < PARAMS  # row + column vectors, far below one full copy
+
+
+def test_foreach_step_costs_one_parameter_copy() -> None:
+    fused = estimate_training(
+        LLAMA8B, TrainingWorkload(recipe="fp32", seq=16, optimizer_impl="fused")
+    )
+    foreach = estimate_training(LLAMA8B, TrainingWorkload(recipe="fp32", seq=16))
+    assert foreach.moments["optimizer step"] - fused.moments["optimizer step"] == 4 * PARAMS
+
+
+def test_checkpointing_and_sdpa_reduce_activations() -> None:
+    long = {"batch": 8, "seq": 8192, "recipe": "pure-bf16"}
+    plain = estimate_training(LLAMA8B, TrainingWorkload(**long))  # type: ignore[arg-type]
+    ckpt = estimate_training(LLAMA8B, TrainingWorkload(checkpointing=True, **long))  # type: ignore[arg-type]
+    eager = estimate_training(LLAMA8B, TrainingWorkload(attention="eager", **long))  # type: ignore[arg-type]
+    assert ckpt.tensor_peak_bytes < plain.tensor_peak_bytes < eager.tensor_peak_bytes
+
+
+def test_llama_8b_backward_start_by_hand() -> None:
+    # pure bf16, b=2, s=4096: per layer and token 16h + 8I + 4·4096 + 4·1024 + 4·32 + 8
+    w = TrainingWorkload(batch=2, seq=4096, recipe="pure-bf16", optimizer_impl="fused")
+    est = estimate_training(LLAMA8B, w)
+    h, i, v, bs = 4096, 14336, 128256, 2 * 4096
+    layer = 16 * h + 8 * i + 4 * 4096 + 4 * 1024 + 4 * 32 + 8
+    saved = bs * 32 * layer + bs * (4 * h + 4 * h + 4)
+    states = 4 * PARAMS + 4 * TENSORS
+    assert (
+        est.moments["backward start"] == 2 * PARAMS + states + saved + bs * v * 4 + 2 * bs * v * 4
+    )
+
+
+@settings(max_examples=25, deadline=None)
+@given(batch=st.integers(1, 16), seq=st.integers(1, 16384), more=st.integers(1, 2048))
+def test_memory_never_decreases_with_batch_or_sequence(batch: int, seq: int, more: int) -> None:
+    base = estimate_training(LLAMA8B, TrainingWorkload(batch=batch, seq=seq)).tensor_peak_bytes
+    assert (
+        estimate_training(LLAMA8B, TrainingWorkload(batch=batch + more, seq=seq)).tensor_peak_bytes
+        >= base
+    )
+    assert (
+        estimate_training(LLAMA8B, TrainingWorkload(batch=batch, seq=seq + more)).tensor_peak_bytes
+        >= base
+    )
+
+
+def test_total_is_sum_and_rule_of_thumb_is_below_detail() -> None:
+    est = estimate_training(LLAMA8B, TrainingWorkload(recipe="fp32", batch=4, seq=4096))
+    assert est.breakdown.total_bytes == sum(c.bytes for c in est.breakdown.components)
+    assert est.tensor_peak_bytes > 16 * count_params(LLAMA8B).total  # activations on top
+
+
+@pytest.mark.parametrize(
+    ("field", "kwargs"),
+    [
+        ("batch", {"batch": 0}),
+        ("seq", {"seq": -3}),
+        ("recipe", {"recipe": "bf17"}),
+        ("optimizer", {"optimizer": "adamx"}),
+        ("attention", {"attention": "flash9"}),
+    ],
+)
+def test_bad_workloads_name_the_field(field: str, kwargs: dict[str, object]) -> None:
+    with pytest.raises((InvalidValueError, UnknownNameError), match=field):
+        TrainingWorkload(**kwargs)  # type: ignore[arg-type]
