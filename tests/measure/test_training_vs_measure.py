@@ -12,10 +12,10 @@ import pytest
 pytest.importorskip("torch", reason="measurement needs the 'measure' extra (torch)")
 pytest.importorskip("transformers", reason="measurement needs the 'measure' extra (transformers)")
 
-from modelmem.measure.extrapolate import run_measurement  # noqa: E402
-from modelmem.measure.run import MeasureSettings  # noqa: E402
-from modelmem.memory.training import TrainingWorkload, estimate_training  # noqa: E402
-from modelmem.model.sources import resolve  # noqa: E402
+from modelmem.measure.extrapolate import run_measurement
+from modelmem.measure.run import MeasureSettings
+from modelmem.memory.training import TrainingWorkload, estimate_training
+from modelmem.model.sources import resolve
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 TOLERANCE = 0.05
