@@ -135,3 +135,71 @@ def test_help_and_version_exit_zero(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "params" in out
     code, out, _ = run(["--version"], capsys)
     assert code == 0 and "modelmem" in out
+
+
+def test_inference_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["inference", "llama-3.1-8b", "--batch", "2", "--context", "4096"], capsys)
+    assert isinstance(data["total_bytes"], int)
+    assert data["total_bytes"] == sum(c["bytes"] for c in data["components"])
+    assert all({"name", "bytes", "how"} <= set(c) for c in data["components"])
+    assert data["kv_cache_bytes_per_token"] == 131_072
+    assert data["weights_bytes"] == 2 * 8_030_261_248
+    assert data["rule_of_thumb"]["inference_bytes"] == 2 * 8_030_261_248
+
+
+def test_inference_fit_and_limits(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(["inference", "llama-3.1-8b", "--memory", "24GiB", "--context", "8192"], capsys)
+    assert data["fits"] is True and data["margin_bytes"] > 0
+    assert data["max_context"] >= 8192 and data["max_batch"] >= 1
+    small = run_json(["inference", "llama-3.1-8b", "--memory", "8GB"], capsys)
+    assert small["fits"] is False and small["margin_bytes"] < 0
+
+
+def test_inference_engines(capsys: pytest.CaptureFixture[str]) -> None:
+    gguf = run_json(
+        [
+            "inference",
+            "llama-2-7b",
+            "--engine",
+            "llama.cpp",
+            "--dtype",
+            "gguf-q4_0",
+            "--context",
+            "4096",
+        ],
+        capsys,
+    )
+    parts = {c["name"]: c["bytes"] for c in gguf["components"]}
+    assert parts["weights"] == 3_825_065_984 and parts["kv_cache"] == 2048 * 2**20
+    vllm = run_json(["inference", "llama-3.1-8b", "--engine", "vllm", "--memory", "80GB"], capsys)
+    assert vllm["total_bytes"] <= 72 * 10**9
+
+
+def test_train_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    data = run_json(
+        ["train", "qwen3-0.6b", "--batch", "4", "--seq", "2048", "--memory", "80GB"], capsys
+    )
+    assert data["total_bytes"] == sum(c["bytes"] for c in data["components"])
+    assert data["trainable_params"] == data["rule_of_thumb"]["inference_bytes"] // 4
+    assert data["peak_moment"] in data["moments"]
+    assert isinstance(data["fits"], bool)
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["inference", "7B"], "plain size"),
+        (["train", "7B"], "plain size"),
+        (["inference", "gpt2", "--dtype", "fp7"], "dtype='fp7'"),
+        (["inference", "gpt2", "--memory", "lots"], "memory"),
+        (["inference", "gpt2", "--batch", "0"], "batch"),
+        (["train", "gpt2", "--seq", "-5"], "seq"),
+        (["measure", "7B"], "architecture"),
+    ],
+)
+def test_estimate_commands_reject_bad_input(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(args, capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err

@@ -204,3 +204,24 @@ def test_every_family_measures_and_counts_what_modelmem_counts(folder: Path, mod
     assert parts["parameters"] == 2 * m.total_params  # bf16, tied weights once
     if mode == "inference" and config["model_type"] != "bert":
         assert parts.get("kv_cache", 0) > 0 or m.peak_phase == "prefill"
+
+
+def test_measure_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from modelmem.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA))
+    code = main(["measure", str(tmp_path), "--seq", "32", "--batch", "2", "--json"])
+    out = capsys.readouterr().out
+    assert code == 0
+    data = json.loads(out)
+    assert data["total_bytes"] == sum(c["bytes"] for c in data["components"])
+    assert data["peak_phase"].startswith("step")
+    assert data["trainable_params"] == count_params(spec_from_config(LLAMA)).total
+
+
+def test_validate_quick_grid_passes() -> None:
+    from modelmem.measure.validate import QUICK_GRID, validate
+
+    rows = validate(QUICK_GRID)
+    assert len(rows) == len(QUICK_GRID)
+    assert all(r.passed for r in rows), [r.to_dict() for r in rows if not r.passed]

@@ -156,3 +156,44 @@ def test_every_catalogue_model_estimates_in_every_plain_format() -> None:
             est = estimate_inference(spec, InferenceWorkload(context=2048, dtype=dtype))
             assert est.total_bytes > est.breakdown.get("weights").bytes > 0, (name, dtype)
     json.dumps(est.breakdown.to_dict())
+
+
+WEIGHT_SCHEMES = (
+    "bf16",
+    "fp8",
+    "bnb-int8",
+    "bnb-fp4",
+    "bnb-nf4-dq",
+    "gptq-4bit-g128",
+    "awq-4bit-g128",
+    "gguf-q4_0",
+    "gguf-q4_k_s",
+    "gguf-q4_k_m",
+    "gguf-q5_k_m",
+    "gguf-q6_k",
+    "gguf-q8_0",
+)
+KV_FORMATS = ("fp16", "bf16", "fp8", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl")
+
+
+@pytest.mark.slow
+def test_every_catalogue_model_every_scheme_and_cache_format_or_a_clear_error() -> None:
+    from modelmem.errors import ModelMemError
+    from modelmem.model.sources.catalogue import load_catalogue
+
+    refused = 0
+    for name in load_catalogue():
+        spec = resolve(name).spec
+        assert spec is not None
+        for dtype in WEIGHT_SCHEMES:
+            for kv in KV_FORMATS[:: 1 if dtype == "bf16" else 4]:
+                try:
+                    est = estimate_inference(
+                        spec, InferenceWorkload(context=4096, dtype=dtype, kv_dtype=kv)
+                    )
+                except ModelMemError as e:  # e.g. llama.cpp has no OPT converter: said, not guessed
+                    assert "dtype" in str(e) or "shape" in str(e)
+                    refused += 1
+                    continue
+                assert est.total_bytes == sum(c.bytes for c in est.breakdown.components)
+    assert refused < 40

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from modelmem.errors import InvalidValueError
-from modelmem.formats import NumberFormat
+from modelmem.formats import NumberFormat, get_format
 from modelmem.model.spec import ModelSpec
 
 
@@ -75,6 +75,9 @@ def cache_layout(
     """Per-token cache layout of ``spec`` with K/V stored in ``fmt``."""
     if spec.ssm is not None:
         s = spec.ssm
+        if fmt.block_size > 1:
+            # recurrent states are not block-quantized (llama.cpp keeps them in F32)
+            fmt = get_format("fp32")
         # conv state [D, kernel] and SSM state [D, N] per layer and sequence
         per_seq = spec.num_layers * (
             fmt.tensor_bytes((s.inner_size, s.conv_kernel))
