@@ -181,7 +181,7 @@ def test_every_catalogue_model_every_scheme_and_cache_format_or_a_clear_error() 
     from modelmem.errors import ModelMemError
     from modelmem.model.sources.catalogue import load_catalogue
 
-    refused = 0
+    refused: set[str] = set()
     for name in load_catalogue():
         spec = resolve(name).spec
         assert spec is not None
@@ -193,7 +193,8 @@ def test_every_catalogue_model_every_scheme_and_cache_format_or_a_clear_error() 
                     )
                 except ModelMemError as e:  # e.g. llama.cpp has no OPT converter: said, not guessed
                     assert "dtype" in str(e) or "shape" in str(e)
-                    refused += 1
+                    refused.add(spec.family)
                     continue
                 assert est.total_bytes == sum(c.bytes for c in est.breakdown.components)
-    assert refused <= 60  # OPT (no llama.cpp converter) and Mamba rows Q4_0 cannot hold
+    # only OPT (llama.cpp has no converter) and Mamba (rows Q4_0 blocks cannot hold)
+    assert refused <= {"opt", "mamba", "falcon_mamba"}
