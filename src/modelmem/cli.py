@@ -353,10 +353,10 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 @click.argument("source")
 @click.option(
     "--recipe",
-    type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16"]),
+    type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16"]),
     default="amp-bf16",
     show_default=True,
-    help="fp32; autocast over fp32 weights (amp-*); weights and states in 16 bit (pure-*).",
+    help="fp32; autocast (amp-*); all 16 bit (pure-*); 16-bit + fp32 master (mixed-bf16).",
 )
 @click.option(
     "--optimizer",
@@ -403,6 +403,20 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
     show_default=True,
     help="Micro-batches per step (adds no activations).",
 )
+@click.option(
+    "--zero",
+    type=click.IntRange(0, 3),
+    default=0,
+    show_default=True,
+    help="ZeRO stage: 1 shards optimizer states, 2 also gradients, 3 also parameters.",
+)
+@click.option(
+    "--fsdp",
+    type=click.Choice(["no-shard", "shard-grad-op", "full-shard"]),
+    default=None,
+    help="FSDP sharding (same model-state sharding as ZeRO 0 / 2 / 3).",
+)
+@click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel ranks.")
 @click.option("--memory", default=None, help="Device memory budget, e.g. 80GB or 24GiB.")
 @click.option(
     "--cuda-context", default="400MiB", show_default=True, help="Assumed CUDA context per device."
@@ -425,6 +439,9 @@ def train(
     checkpointing: bool,
     attention: str,
     grad_accumulation: int,
+    zero: int,
+    fsdp: str | None,
+    devices: int,
     memory: str | None,
     cuda_context: str,
     allocator_reserve: float,
@@ -434,6 +451,7 @@ def train(
     from fractions import Fraction
 
     from modelmem.formats import get_format
+    from modelmem.memory.parallel import FSDP_TO_ZERO
     from modelmem.memory.rules import rule_of_thumb
     from modelmem.memory.training import TrainingWorkload, estimate_training
     from modelmem.model.sources import resolve
@@ -454,6 +472,8 @@ def train(
         checkpointing=checkpointing,
         attention=attention,
         grad_accumulation=grad_accumulation,
+        zero=FSDP_TO_ZERO[fsdp] if fsdp else zero,
+        devices=devices,
         cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
         allocator_reserve=Fraction(allocator_reserve).limit_denominator(10_000),
     )

@@ -38,10 +38,13 @@ from math import ceil
 from modelmem.errors import InvalidValueError, UnknownNameError
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.memory.inference import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES, MIB
+from modelmem.memory.parallel import shard, zero_model_states
 from modelmem.model.params import ParamTensor, count_params, tensor_inventory
 from modelmem.model.spec import ModelSpec
 
-RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16")
+# mixed-bf16: DeepSpeed/Megatron mixed precision — 16-bit parameters and gradients, an
+# fp32 master copy and fp32 optimizer states (ZeRO paper: K = 12 bytes per parameter).
+RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16")
 OPTIMIZER_IMPLS = ("foreach", "fused", "for-loop")
 # Optimizer state per trainable parameter, in copies of the parameter (torch allocates
 # each state like the parameter: `zeros_like`), plus a scalar step counter per tensor.
@@ -67,11 +70,15 @@ class TrainingWorkload:
     checkpointing: bool = False
     attention: str = "sdpa"
     grad_accumulation: int = 1  # does not add activations; keeps gradients between micro-batches
+    zero: int = 0  # ZeRO stage (FSDP: no-shard 0, shard-grad-op 2, full-shard 3)
+    devices: int = 1  # data-parallel ranks the model states are sharded over
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
     def __post_init__(self) -> None:
-        for name in ("batch", "seq", "grad_accumulation"):
+        if self.zero not in (0, 1, 2, 3):
+            raise InvalidValueError("zero", self.zero, "must be 0, 1, 2 or 3")
+        for name in ("batch", "seq", "grad_accumulation", "devices"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
                 raise InvalidValueError(name, value, "must be an integer in [1, 16777216]")
@@ -86,7 +93,7 @@ class TrainingWorkload:
 
     @property
     def param_bytes(self) -> int:
-        return 2 if self.recipe.startswith("pure") else 4
+        return 2 if self.recipe.startswith(("pure", "mixed")) else 4
 
     @property
     def act_bytes(self) -> int:
@@ -132,6 +139,10 @@ def _state_bytes(tensors: tuple[ParamTensor, ...], workload: TrainingWorkload) -
     copies = STATE_COPIES[opt]
     count = sum(t.numel for t in tensors)
     steps = 4 * sum(t.copies for t in tensors) if opt in ("adamw", "adam") else 0
+    if workload.recipe == "mixed-bf16":
+        # fp32 master weights + fp32 states (ZeRO paper's K = 12 for Adam)
+        how = f"fp32 master + {copies} fp32 state(s) per parameter + step counters"
+        return (4 + 4 * copies) * count + steps, how
     return (
         copies * count * p + steps,
         f"{opt}: {copies} state(s) per parameter × {p} B + step counters",
@@ -143,7 +154,7 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[i
     a = spec.attention
     h = spec.hidden_size
     if w.checkpointing:
-        k = 2 if w.recipe.startswith("pure") else 4
+        k = 2 if w.param_bytes == 2 else 4
         return k * h, f"checkpointed: layer input {k}h"
     width = 0
     if spec.mlp is not None:
@@ -193,9 +204,8 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
     p, act = w.param_bytes, w.act_bytes
     bs = w.batch * w.seq
     v = spec.vocab_size
-    weights = params * p
-    grads = params * p
     states, states_how = _state_bytes(tensors, w)
+    weights, grads, states = zero_model_states(params * p, params * p, states, w.zero, w.devices)
     per_layer, layer_how = _layer_activation_per_token(spec, w)
     layers = bs * spec.num_layers * per_layer
     # outside the layers: final norm as a layer's norms, the 16-bit autocast weight cache
@@ -217,7 +227,9 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
         "backward end": persistent
         + grads
         + (2 * v * spec.hidden_size * p if spec.tie_word_embeddings else 0),
-        "optimizer step": persistent + grads + _optimizer_temporaries(tensors, w),
+        "optimizer step": persistent
+        + grads
+        + shard(_optimizer_temporaries(tensors, w), w.devices if w.zero else 1),
     }
     if w.checkpointing:
         # the last layer is recomputed after the loss buffers are gone: its full
@@ -232,7 +244,12 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
     moment = max(moments, key=lambda m: moments[m])
     peak = moments[moment]
     parts: list[MemoryComponent] = [
-        MemoryComponent("weights", weights, f"{params:,} params × {p} B ({w.recipe})"),
+        MemoryComponent(
+            "weights",
+            weights,
+            f"{params:,} params × {p} B ({w.recipe})"
+            + (f" ÷ {w.devices} ranks" if w.zero == 3 else ""),
+        ),
     ]
     if moment in ("backward end", "optimizer step"):
         parts.append(MemoryComponent("gradients", grads, f"one gradient per parameter × {p} B"))
@@ -281,10 +298,17 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
             f"assumed caching-allocator slack {float(w.allocator_reserve):.0%} of the tensor peak",
         )
     )
-    notes = (f"peak at the {moment}",)
-    return TrainingEstimate(
-        MemoryBreakdown(tuple(parts), notes=notes), peak, moment, moments, params
-    )
+    notes: tuple[str, ...] = (f"peak at the {moment}",)
+    if w.zero and w.devices > 1:
+        sharded = {1: "optimizer states", 2: "gradients and optimizer states"}.get(
+            w.zero, "parameters, gradients and optimizer states"
+        )
+        notes += (
+            f"ZeRO-{w.zero} over {w.devices} ranks: each holds 1/{w.devices} of the {sharded}; "
+            "stage 3 also gathers one layer's parameters at a time (not counted)",
+        )
+    breakdown = MemoryBreakdown(tuple(parts), devices=w.devices, notes=notes)
+    return TrainingEstimate(breakdown, peak, moment, moments, params)
 
 
 def _optimizer_temporaries(tensors: tuple[ParamTensor, ...], w: TrainingWorkload) -> int:
