@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 
@@ -155,6 +155,53 @@ def _size(value: str | None, field: str) -> int | None:
     return None if value is None else parse_bytes(value, field=field)
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _overhead_options(command: F) -> F:
+    """--memory and the assumed runtime overheads, shared by the estimate commands."""
+    for option in reversed(
+        (
+            click.option(
+                "--memory", default=None, help="Device memory budget, e.g. 24GiB or 80GB."
+            ),
+            click.option(
+                "--cuda-context",
+                default="400MiB",
+                show_default=True,
+                help="Assumed CUDA context per device.",
+            ),
+            click.option(
+                "--allocator-reserve",
+                type=float,
+                default=0.05,
+                show_default=True,
+                help="Assumed caching-allocator slack as a fraction of the tensor peak.",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
+    """The breakdown table every memory result shares; returns the console."""
+    from rich.table import Table
+
+    from modelmem.units import format_bytes_both
+
+    table = Table(title=title, title_justify="left")
+    for col in ("component", "bytes", "size", "how"):
+        table.add_column(col, justify="right" if col in ("bytes", "size") else "left")
+    for c in data["components"]:
+        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
+    table.add_section()
+    table.add_row("total", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
+    console = _console()
+    console.print(table)
+    return console
+
+
 @cli.command()
 @click.argument("source")
 @click.option(
@@ -187,17 +234,7 @@ def _size(value: str | None, field: str) -> int | None:
     help="transformers attention implementation.",
 )
 @click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel devices.")
-@click.option("--memory", default=None, help="Device memory budget, e.g. 24GiB or 80GB.")
-@click.option(
-    "--cuda-context", default="400MiB", show_default=True, help="Assumed CUDA context per device."
-)
-@click.option(
-    "--allocator-reserve",
-    type=float,
-    default=0.05,
-    show_default=True,
-    help="Assumed caching-allocator slack as a fraction of the tensor peak.",
-)
+@_overhead_options
 @click.option(
     "--gpu-memory-utilization",
     type=float,
@@ -311,24 +348,10 @@ def inference(
 
 
 def _render_memory(label: str, data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from modelmem.units import format_bytes_both
 
-    title = (
-        f"{label}: {data.get('engine', '')} b={data.get('batch')} context={data.get('context'):,}"
-    )
-    table = Table(title=title, title_justify="left")
-    table.add_column("component")
-    table.add_column("bytes", justify="right")
-    table.add_column("size", justify="right")
-    table.add_column("how")
-    for c in data["components"]:
-        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
-    table.add_section()
-    table.add_row("total", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
-    console = _console()
-    console.print(table)
+    title = f"{label}: {data['engine']} b={data['batch']} context={data['context']:,}"
+    console = _print_breakdown(title, data)
     console.print(f"KV cache per token: {data['kv_cache_bytes_per_token']:,} B")
     rule = data["rule_of_thumb"]
     console.print(
@@ -417,17 +440,7 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
     help="FSDP sharding (same model-state sharding as ZeRO 0 / 2 / 3).",
 )
 @click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel ranks.")
-@click.option("--memory", default=None, help="Device memory budget, e.g. 80GB or 24GiB.")
-@click.option(
-    "--cuda-context", default="400MiB", show_default=True, help="Assumed CUDA context per device."
-)
-@click.option(
-    "--allocator-reserve",
-    type=float,
-    default=0.05,
-    show_default=True,
-    help="Assumed caching-allocator slack as a fraction of the tensor peak.",
-)
+@_overhead_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(
     source: str,
@@ -507,20 +520,10 @@ def train(
 
 
 def _render_training(label: str, data: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from modelmem.units import format_bytes_both
 
     title = f"{label}: training step, {data['recipe']} b={data['batch']} s={data['seq']:,}"
-    table = Table(title=title, title_justify="left")
-    for col in ("component", "bytes", "size", "how"):
-        table.add_column(col, justify="right" if col in ("bytes", "size") else "left")
-    for c in data["components"]:
-        table.add_row(c["name"], f"{c['bytes']:,}", format_bytes_both(c["bytes"]), c["how"])
-    table.add_section()
-    table.add_row("total", f"{data['total_bytes']:,}", format_bytes_both(data["total_bytes"]), "")
-    console = _console()
-    console.print(table)
+    console = _print_breakdown(title, data)
     moments = ", ".join(f"{k} {format_bytes_both(v)}" for k, v in data["moments"].items())
     console.print(f"tensor peak by moment of the step: {moments}")
     rule = data["rule_of_thumb"]

@@ -365,6 +365,24 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
 # ------------------------------------------------------------------ legacy layouts
 
 
+def _legacy_attention(
+    h: int, n_h: int, *, bias: bool, num_kv_heads: int | None = None
+) -> AttentionSpec:
+    """Attention of the pre-Llama layouts: head dim h / n_h, one bias flag for all
+    projections."""
+    d = h // n_h
+    n_kv = n_h if num_kv_heads is None else num_kv_heads
+    return AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_kv,
+        head_dim=d,
+        v_head_dim=d,
+        q_bias=bias,
+        kv_bias=bias,
+        o_bias=bias,
+    )
+
+
 def _gpt2(f: ConfigFields, name: str, family: str) -> ModelSpec:
     if f.flag("add_cross_attention", False):
         raise InvalidValueError(
@@ -384,15 +402,7 @@ def _gpt2(f: ConfigFields, name: str, family: str) -> ModelSpec:
         num_layers=num_layers,
         context_length=positions,
         tie_word_embeddings=f.flag("tie_word_embeddings", True),
-        attention=AttentionSpec(
-            num_heads=n_h,
-            num_kv_heads=n_h,
-            head_dim=h // n_h,
-            v_head_dim=h // n_h,
-            q_bias=True,
-            kv_bias=True,
-            o_bias=True,
-        ),
+        attention=_legacy_attention(h, n_h, bias=True),
         attention_layers=_all_full(num_layers),
         mlp=MlpSpec(
             intermediate_size=f.integer("n_inner", default=4 * h),
@@ -414,15 +424,7 @@ def _gpt_neox(f: ConfigFields, name: str, family: str) -> ModelSpec:
     return ModelSpec(
         **c,
         layout="gpt_neox",
-        attention=AttentionSpec(
-            num_heads=n_h,
-            num_kv_heads=n_h,
-            head_dim=h // n_h,
-            v_head_dim=h // n_h,
-            q_bias=bias,
-            kv_bias=bias,
-            o_bias=bias,
-        ),
+        attention=_legacy_attention(h, n_h, bias=bias),
         attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
             intermediate_size=f.integer("intermediate_size"),
@@ -462,15 +464,7 @@ def _falcon(f: ConfigFields, name: str, family: str) -> ModelSpec:
         num_layers=num_layers,
         context_length=f.integer("max_position_embeddings", default=2048),
         tie_word_embeddings=f.flag("tie_word_embeddings", True),
-        attention=AttentionSpec(
-            num_heads=n_h,
-            num_kv_heads=n_kv,
-            head_dim=h // n_h,
-            v_head_dim=h // n_h,
-            q_bias=bias,
-            kv_bias=bias,
-            o_bias=bias,
-        ),
+        attention=_legacy_attention(h, n_h, bias=bias, num_kv_heads=n_kv),
         attention_layers=_all_full(num_layers),
         mlp=MlpSpec(
             intermediate_size=f.integer("ffn_hidden_size", default=4 * h),
@@ -496,15 +490,7 @@ def _opt(f: ConfigFields, name: str, family: str) -> ModelSpec:
     return ModelSpec(
         **c,
         layout="opt",
-        attention=AttentionSpec(
-            num_heads=n_h,
-            num_kv_heads=n_h,
-            head_dim=h // n_h,
-            v_head_dim=h // n_h,
-            q_bias=bias,
-            kv_bias=bias,
-            o_bias=bias,
-        ),
+        attention=_legacy_attention(h, n_h, bias=bias),
         attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
             intermediate_size=f.integer("ffn_dim"),
@@ -531,15 +517,7 @@ def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
     return ModelSpec(
         **c,
         layout="bert",
-        attention=AttentionSpec(
-            num_heads=n_h,
-            num_kv_heads=n_h,
-            head_dim=h // n_h,
-            v_head_dim=h // n_h,
-            q_bias=True,
-            kv_bias=True,
-            o_bias=True,
-        ),
+        attention=_legacy_attention(h, n_h, bias=True),
         attention_layers=_all_full(c["num_layers"]),
         mlp=MlpSpec(
             intermediate_size=f.integer("intermediate_size"),
