@@ -6,6 +6,10 @@ For a Linear ``d_in -> d_out`` LoRA adds ``A: r × d_in`` and ``B: d_out × r``,
 arXiv:2402.09353) adds a magnitude vector of ``d_out`` per adapted layer. Targets match
 module names the way PEFT does (the last name component, or the whole path);
 ``all-linear`` is every Linear/Conv1D except the output head.
+
+Not yet counted: PEFT >= 0.21 also wraps MoE experts stored as 3-D parameters
+(``ParamWrapper``) when ``all-linear`` is asked for; on MoE models the count here covers
+the Linear layers (attention, routers, shared experts) only.
 """
 
 from __future__ import annotations
