@@ -48,7 +48,9 @@ def main() -> int:
     rows = validate(FULL_GRID)
     lines = [
         HEADER.format(
-            version=__version__, torch=torch.__version__, transformers=transformers.__version__,
+            version=__version__,
+            torch=torch.__version__,
+            transformers=transformers.__version__,
             python=platform.python_version(),
         )
     ]
