@@ -138,3 +138,30 @@ def test_total_is_sum_and_rule_of_thumb_is_below_detail() -> None:
 def test_bad_workloads_name_the_field(field: str, kwargs: dict[str, object]) -> None:
     with pytest.raises((InvalidValueError, UnknownNameError), match=field):
         TrainingWorkload(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_every_catalogue_model_and_setting_gives_non_negative_parts() -> None:
+    import itertools
+
+    from modelmem.model.sources import resolve
+    from modelmem.model.sources.catalogue import load_catalogue
+
+    for name in load_catalogue():
+        spec = resolve(name).spec
+        assert spec is not None
+        for recipe, ckpt, attention, batch, seq in itertools.product(
+            ("fp32", "amp-bf16", "pure-bf16", "mixed-bf16"),
+            (False, True),
+            ("sdpa", "eager"),
+            (1, 8),
+            (128, 8192),
+        ):
+            est = estimate_training(
+                spec,
+                TrainingWorkload(
+                    batch=batch, seq=seq, recipe=recipe, checkpointing=ckpt, attention=attention
+                ),
+            )
+            assert est.breakdown.total_bytes == sum(c.bytes for c in est.breakdown.components)
+            assert est.peak_moment in est.moments

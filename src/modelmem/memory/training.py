@@ -262,18 +262,20 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
                 f"{w.batch}×{w.seq} tokens × {spec.num_layers} layers × ({layer_how}) + final norm",
             )
         )
-        if autocast_cache:
+        cache_alive = moment != "backward start" or not w.checkpointing
+        if autocast_cache and cache_alive:
             parts.append(
                 MemoryComponent("autocast_weight_cache", autocast_cache, "2 B per Linear weight")
             )
-        loss_bytes = peak - sum(c.bytes for c in parts)
-        parts.append(
-            MemoryComponent(
+        rest = peak - sum(c.bytes for c in parts)
+        if moment == "layer recompute":
+            name, how = "recompute", "one layer's full activations, head and output gradients"
+        else:
+            name, how = (
                 "logits_and_loss",
-                loss_bytes,
-                f"b·s·V logits: fp32 copy, log-softmax and gradients ({moment})",
+                f"b·s·V logits: fp32 copy, log-softmax, gradients ({moment})",
             )
-        )
+        parts.append(MemoryComponent(name, rest, how))
     else:
         rest = peak - sum(c.bytes for c in parts)
         name = "optimizer_temporaries" if moment == "optimizer step" else "backward_temporaries"
