@@ -149,6 +149,19 @@ def _render_params(model: Any, rule: Any) -> None:
 # -------------------------------------------------------------------------- inference
 
 
+def _with_architecture(source: str) -> Any:
+    """Resolve SOURCE; a plain size is refused, since the estimate needs an architecture."""
+    from modelmem.model.sources import resolve
+
+    model = resolve(source)
+    if model.spec is None:
+        raise ModelMemError(
+            f"source={source!r}: a plain size has no architecture; give a config.json or a "
+            f"catalogue model (the rule of thumb is in `modelmem params {source}`)"
+        )
+    return model
+
+
 def _size(value: str | None, field: str) -> int | None:
     from modelmem.units import parse_bytes
 
@@ -282,15 +295,9 @@ def inference(
     from modelmem.memory.engines import EngineSettings
     from modelmem.memory.inference import InferenceWorkload, estimate_inference, largest_fitting
     from modelmem.memory.rules import rule_of_thumb
-    from modelmem.model.sources import resolve
 
-    model = resolve(source)
+    model = _with_architecture(source)
     spec = model.spec
-    if spec is None:
-        raise ModelMemError(
-            f"source={source!r}: a plain size has no architecture; give a config.json or a "
-            f"catalogue model (the rule of thumb is in `modelmem params {source}`)"
-        )
     budget = _size(memory, "memory")
     ctx = context or min(spec.context_length, 8192)
     workload = InferenceWorkload(
@@ -467,15 +474,9 @@ def train(
     from modelmem.memory.parallel import FSDP_TO_ZERO
     from modelmem.memory.rules import rule_of_thumb
     from modelmem.memory.training import TrainingWorkload, estimate_training
-    from modelmem.model.sources import resolve
 
-    model = resolve(source)
+    model = _with_architecture(source)
     spec = model.spec
-    if spec is None:
-        raise ModelMemError(
-            f"source={source!r}: a plain size has no architecture; give a config.json or a "
-            f"catalogue model (the rule of thumb is in `modelmem params {source}`)"
-        )
     workload = TrainingWorkload(
         batch=batch,
         seq=seq,
