@@ -162,6 +162,12 @@ def _with_architecture(source: str) -> Any:
     return model
 
 
+def _targets(text: str | None) -> tuple[str, ...] | str | None:
+    if not text:
+        return None
+    return "all-linear" if text == "all-linear" else tuple(t.strip() for t in text.split(","))
+
+
 def _size(value: str | None, field: str) -> int | None:
     from modelmem.units import parse_bytes
 
@@ -384,9 +390,9 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 @click.option(
     "--recipe",
     type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16"]),
-    default="amp-bf16",
-    show_default=True,
-    help="fp32; autocast (amp-*); all 16 bit (pure-*); 16-bit + fp32 master (mixed-bf16).",
+    default=None,
+    help="fp32; autocast (amp-*); all 16 bit (pure-*); 16-bit + fp32 master (mixed-bf16). "
+    "Default: amp-bf16, or pure-bf16 (a bf16 base) for LoRA/QLoRA.",
 )
 @click.option(
     "--optimizer",
@@ -434,6 +440,26 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
     help="Micro-batches per step (adds no activations).",
 )
 @click.option(
+    "--method",
+    type=click.Choice(["full", "lora", "qlora"]),
+    default="full",
+    show_default=True,
+    help="Full fine-tuning, LoRA on a 16-bit base, or QLoRA on a 4-bit base.",
+)
+@click.option("--lora-rank", type=int, default=16, show_default=True, help="LoRA rank r.")
+@click.option(
+    "--lora-targets",
+    default=None,
+    help="Comma-separated module names or all-linear (default: PEFT's for the family).",
+)
+@click.option("--dora", is_flag=True, help="DoRA: adds a magnitude vector per adapted layer.")
+@click.option(
+    "--qlora-scheme",
+    default="bnb-nf4-dq",
+    show_default=True,
+    help="Frozen base format of QLoRA (bnb-nf4-dq, bnb-nf4, bnb-fp4, ...).",
+)
+@click.option(
     "--zero",
     type=click.IntRange(0, 3),
     default=0,
@@ -451,7 +477,7 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(
     source: str,
-    recipe: str,
+    recipe: str | None,
     optimizer: str,
     optimizer_impl: str,
     batch: int,
@@ -459,6 +485,11 @@ def train(
     checkpointing: bool,
     attention: str,
     grad_accumulation: int,
+    method: str,
+    lora_rank: int,
+    lora_targets: str | None,
+    dora: bool,
+    qlora_scheme: str,
     zero: int,
     fsdp: str | None,
     devices: int,
@@ -477,6 +508,7 @@ def train(
 
     model = _with_architecture(source)
     spec = model.spec
+    recipe = recipe or ("amp-bf16" if method == "full" else "pure-bf16")
     workload = TrainingWorkload(
         batch=batch,
         seq=seq,
@@ -486,6 +518,11 @@ def train(
         checkpointing=checkpointing,
         attention=attention,
         grad_accumulation=grad_accumulation,
+        method=method,
+        lora_rank=lora_rank,
+        lora_targets=_targets(lora_targets),
+        dora=dora,
+        qlora_scheme=qlora_scheme,
         zero=FSDP_TO_ZERO[fsdp] if fsdp else zero,
         devices=devices,
         cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
@@ -652,9 +689,7 @@ def measure(
             "source", source, "measure needs an architecture (config.json or catalogue)"
         )
     run, settings_cls = load_measure()
-    targets: tuple[str, ...] | str | None = None
-    if lora_targets:
-        targets = "all-linear" if lora_targets == "all-linear" else tuple(lora_targets.split(","))
+    targets = _targets(lora_targets)
     settings = settings_cls(
         mode=mode,
         batch=batch,

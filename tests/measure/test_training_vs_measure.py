@@ -63,3 +63,32 @@ def test_moe_training_step(model: str) -> None:
     settings = MeasureSettings(batch=2, seq=2048, recipe="pure-bf16")
     measured = run_measurement(resolved.config, resolved.spec, settings).breakdown.total_bytes
     assert abs(estimate.tensor_peak_bytes - measured) / measured <= TOLERANCE
+
+
+LORA_GRID = [
+    (model, recipe, targets, rank)
+    for model in ("llama-3.2-1b", "qwen2.5-1.5b")
+    for recipe in ("pure-bf16", "fp32")
+    for targets, rank in (("all-linear", 16), (("q_proj", "v_proj"), 8))
+]
+
+
+@pytest.mark.parametrize(("model", "recipe", "targets", "rank"), LORA_GRID)
+def test_lora_training_step(
+    model: str, recipe: str, targets: tuple[str, ...] | str, rank: int
+) -> None:
+    resolved = resolve(model)
+    assert resolved.spec is not None and resolved.config is not None
+    workload = TrainingWorkload(
+        batch=8, seq=1024, recipe=recipe, method="lora", lora_rank=rank, lora_targets=targets
+    )
+    estimate = estimate_training(resolved.spec, workload)
+    settings = MeasureSettings(
+        batch=8, seq=1024, recipe=recipe, lora_rank=rank, lora_targets=targets
+    )
+    measured = run_measurement(resolved.config, resolved.spec, settings)
+    assert estimate.trainable_params == measured.trainable_params
+    error = (
+        estimate.tensor_peak_bytes - measured.breakdown.total_bytes
+    ) / measured.breakdown.total_bytes
+    assert abs(error) <= TOLERANCE, f"{error:+.2%}"

@@ -165,3 +165,29 @@ def test_every_catalogue_model_and_setting_gives_non_negative_parts() -> None:
             )
             assert est.breakdown.total_bytes == sum(c.bytes for c in est.breakdown.components)
             assert est.peak_moment in est.moments
+
+
+def test_lora_trains_only_adapters_in_fp32() -> None:
+    from modelmem.memory.finetune import lora_trainable_params
+
+    w = TrainingWorkload(method="lora", recipe="pure-bf16", lora_targets="all-linear", seq=16)
+    est = estimate_training(LLAMA8B, w)
+    n = lora_trainable_params(LLAMA8B, 16, "all-linear")
+    assert est.trainable_params == n == 41_943_040
+    assert est.moments["optimizer step"] - est.moments["backward end"] == 4 * n  # foreach copy
+    full = estimate_training(LLAMA8B, TrainingWorkload(recipe="pure-bf16", seq=16))
+    assert est.tensor_peak_bytes < full.tensor_peak_bytes
+
+
+def test_qlora_base_is_smaller_than_lora_and_says_it_is_not_measured() -> None:
+    lora = estimate_training(LLAMA8B, TrainingWorkload(method="lora", recipe="pure-bf16", seq=16))
+    qlora = estimate_training(LLAMA8B, TrainingWorkload(method="qlora", recipe="pure-bf16", seq=16))
+    # NF4 + double quantization on the Linear layers, embeddings and head stay bf16: ≈ 5.7 GB
+    assert qlora.breakdown.get("weights").bytes < lora.breakdown.get("weights").bytes / 2.5
+    assert any("not measured" in n for n in qlora.breakdown.notes)
+    assert qlora.tensor_peak_bytes <= lora.tensor_peak_bytes
+
+
+def test_lora_under_autocast_is_refused_not_guessed() -> None:
+    with pytest.raises(InvalidValueError, match="recipe"):
+        TrainingWorkload(method="lora", recipe="amp-bf16")
