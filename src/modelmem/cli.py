@@ -203,6 +203,20 @@ def _overhead_options(command: F) -> F:
     return command
 
 
+def _print_rows(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[str] = ()
+) -> None:
+    """A plain listing table (the catalogues)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left")
+    for row in rows:
+        table.add_row(*row)
+    _console().print(table)
+
+
 def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
     """The breakdown table every memory result shares; returns the console."""
     from rich.table import Table
@@ -805,22 +819,23 @@ def models(family: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table
-
     from modelmem.units import format_count
 
-    table = Table(title=f"{len(rows)} models")
-    for col in ("name", "family", "params", "context", "hub id"):
-        table.add_column(col, justify="right" if col in ("params", "context") else "left")
-    for r in rows:
-        table.add_row(
-            r["name"],
-            r["family"],
-            format_count(r["total_params"]),
-            f"{r['context_length']:,}",
-            r["hub_id"],
-        )
-    _console().print(table)
+    _print_rows(
+        f"{len(rows)} models",
+        ("name", "family", "params", "context", "hub id"),
+        [
+            (
+                r["name"],
+                r["family"],
+                format_count(r["total_params"]),
+                f"{r['context_length']:,}",
+                r["hub_id"],
+            )
+            for r in rows
+        ],
+        right=("params", "context"),
+    )
 
 
 @cli.command()
@@ -846,21 +861,21 @@ def formats(family: str | None, as_json: bool) -> None:
     if as_json:
         _emit_json(rows)
         return
-    from rich.table import Table
-
-    table = Table(title=f"{len(rows)} number formats")
-    for col in ("name", "family", "block", "bytes/block", "bits/value", "aliases"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(
-            r["name"],
-            r["family"],
-            str(r["block_size"]),
-            str(r["bytes_per_block"]),
-            f"{r['bits_per_value']:.4g}",
-            ", ".join(r["aliases"]),
-        )
-    _console().print(table)
+    _print_rows(
+        f"{len(rows)} number formats",
+        ("name", "family", "block", "bytes/block", "bits/value", "aliases"),
+        [
+            (
+                r["name"],
+                r["family"],
+                str(r["block_size"]),
+                str(r["bytes_per_block"]),
+                f"{r['bits_per_value']:.4g}",
+                ", ".join(r["aliases"]),
+            )
+            for r in rows
+        ],
+    )
 
 
 # ------------------------------------------------------------------------------ entry

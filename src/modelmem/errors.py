@@ -61,3 +61,19 @@ class SourceError(ModelMemError):
         self.source = source
         self.problem = problem
         super().__init__(f"{source}: {problem}")
+
+
+def check_positive_ints(owner: object, names: Iterable[str], maximum: int) -> None:
+    """Every named attribute of ``owner`` is an int in [1, maximum] (bools refused)."""
+    for name in names:
+        value = getattr(owner, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+            raise InvalidValueError(name, value, f"must be an integer in [1, {maximum}]")
+
+
+def check_choices(owner: object, choices: Iterable[tuple[str, Iterable[str]]]) -> None:
+    """Every named attribute of ``owner`` is one of its allowed names."""
+    for name, allowed in choices:
+        allowed = tuple(allowed)
+        if getattr(owner, name) not in allowed:
+            raise UnknownNameError(name, getattr(owner, name), allowed)

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import torch
 
-from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.measure.tracker import Allocation, Peak, StorageTracker, round_up
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 
@@ -65,21 +65,19 @@ class MeasureSettings:
     fake: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("batch", "seq", "steps"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
-                raise InvalidValueError(name, value, "must be an integer in [1, 16777216]")
+        check_positive_ints(self, ("batch", "seq", "steps"), 2**24)
         if self.decode_steps < 0:
             raise InvalidValueError("decode_steps", self.decode_steps, "must be >= 0")
-        for name, allowed in (
-            ("mode", ("train", "inference")),
-            ("recipe", RECIPES),
-            ("optimizer", OPTIMIZERS),
-            ("optimizer_impl", OPTIMIZER_IMPLS),
-            ("attention", ATTENTIONS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise UnknownNameError(name, getattr(self, name), allowed)
+        check_choices(
+            self,
+            (
+                ("mode", ("train", "inference")),
+                ("recipe", RECIPES),
+                ("optimizer", OPTIMIZERS),
+                ("optimizer_impl", OPTIMIZER_IMPLS),
+                ("attention", ATTENTIONS),
+            ),
+        )
         if self.lora_rank is not None and self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
 

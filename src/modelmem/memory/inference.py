@@ -15,7 +15,7 @@ from fractions import Fraction
 from math import ceil
 from typing import TYPE_CHECKING, Literal
 
-from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.formats import get_format
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.memory.kvcache import CacheLayout, cache_layout
@@ -51,18 +51,12 @@ class InferenceWorkload:
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
-        for name in ("batch", "context", "tp"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**26:
-                raise InvalidValueError(name, value, "must be an integer in [1, 67108864]")
+        check_positive_ints(self, ("batch", "context", "tp"), 2**26)
         if self.prompt is not None and not 1 <= self.prompt <= self.context:
             raise InvalidValueError(
                 "prompt", self.prompt, f"must be in [1, context={self.context}]"
             )
-        if self.engine not in ENGINES:
-            raise UnknownNameError("engine", self.engine, ENGINES)
-        if self.attention not in ("sdpa", "eager"):
-            raise UnknownNameError("attention", self.attention, ("sdpa", "eager"))
+        check_choices(self, (("engine", ENGINES), ("attention", ("sdpa", "eager"))))
         if self.cuda_context_bytes < 0:
             raise InvalidValueError("cuda_context", self.cuda_context_bytes, "must be >= 0")
         if not 0 <= self.allocator_reserve <= 1:

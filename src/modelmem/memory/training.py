@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import ceil
 
-from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.memory.inference import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES, MIB
 from modelmem.memory.parallel import shard, zero_model_states
@@ -83,10 +83,7 @@ class TrainingWorkload:
     def __post_init__(self) -> None:
         if self.zero not in (0, 1, 2, 3):
             raise InvalidValueError("zero", self.zero, "must be 0, 1, 2 or 3")
-        for name in ("batch", "seq", "grad_accumulation", "devices"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**24:
-                raise InvalidValueError(name, value, "must be an integer in [1, 16777216]")
+        check_positive_ints(self, ("batch", "seq", "grad_accumulation", "devices"), 2**24)
         if self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
         if self.method != "full" and self.recipe.startswith("amp"):
@@ -98,15 +95,16 @@ class TrainingWorkload:
                 "pure-bf16 (a bf16 base, the usual setup) or fp32, or measure it "
                 "(`modelmem measure --lora-rank`)",
             )
-        for name, allowed in (
-            ("method", ("full", "lora", "qlora")),
-            ("recipe", RECIPES),
-            ("optimizer", OPTIMIZERS),
-            ("optimizer_impl", OPTIMIZER_IMPLS),
-            ("attention", ("sdpa", "eager")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise UnknownNameError(name, getattr(self, name), allowed)
+        check_choices(
+            self,
+            (
+                ("method", ("full", "lora", "qlora")),
+                ("recipe", RECIPES),
+                ("optimizer", OPTIMIZERS),
+                ("optimizer_impl", OPTIMIZER_IMPLS),
+                ("attention", ("sdpa", "eager")),
+            ),
+        )
 
     @property
     def param_bytes(self) -> int:
