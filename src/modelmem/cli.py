@@ -88,7 +88,7 @@ def params(
 
 def params_json(model: Any, rule: Any) -> dict[str, Any]:
     p = model.params
-    return {
+    data: dict[str, Any] = {
         "source": model.label,
         "kind": model.kind,
         "origin": model.origin,
@@ -102,6 +102,41 @@ def params_json(model: Any, rule: Any) -> dict[str, Any]:
         "weights_format": rule.format.name,
         "weights_bytes": rule.inference_bytes,
         "rule_of_thumb": rule.to_dict(),
+        "notes": list(model.notes),
+    }
+    if model.checkpoint is not None:
+        data["checkpoint"] = checkpoint_json(model.checkpoint)
+        data["weights_format"] = "checkpoint"
+        data["weights_bytes"] = model.checkpoint.total_bytes
+    if model.adapter is not None and model.spec is not None:
+        data["adapter"] = adapter_json(model)
+    return data
+
+
+def checkpoint_json(checkpoint: Any) -> dict[str, Any]:
+    return {
+        "file_format": checkpoint.file_format,
+        "origin": checkpoint.origin,
+        "files": checkpoint.files,
+        "tensors": len(checkpoint.tensors),
+        "params": checkpoint.total_params,
+        "bytes": checkpoint.total_bytes,
+        "quantization": checkpoint.quantization,
+        "bytes_by_dtype": [{"dtype": d, "bytes": b} for d, b in checkpoint.bytes_by_dtype()],
+    }
+
+
+def adapter_json(model: Any) -> dict[str, Any]:
+    from modelmem.memory.finetune import adapter_trainable_params
+
+    a = model.adapter
+    return {
+        "origin": a.origin,
+        "rank": a.rank,
+        "alpha": a.alpha,
+        "targets": a.targets if isinstance(a.targets, str) else list(a.targets),
+        "dora": a.dora,
+        "trainable_params": adapter_trainable_params(model.spec, a),
     }
 
 
@@ -142,7 +177,23 @@ def _render_params(model: Any, rule: Any) -> None:
     )
     for c in rule.training.components:
         console.print(f"  {c.name:<17} {format_bytes_both(c.bytes):>22}  {c.how}")
-    if spec is None:
+    if model.checkpoint is not None:
+        ck = model.checkpoint
+        kinds = ", ".join(f"{d} {format_bytes_both(b)}" for d, b in ck.bytes_by_dtype())
+        console.print(
+            f"{ck.file_format} headers: {len(ck.tensors):,} tensors in {ck.files} file(s), "
+            f"{ck.total_params:,} parameters, {ck.total_bytes:,} bytes "
+            f"= {format_bytes_both(ck.total_bytes)} ({kinds})"
+        )
+    if model.adapter is not None and spec is not None:
+        a = adapter_json(model)
+        console.print(
+            f"LoRA adapter r={a['rank']} alpha={a['alpha']:g}: {a['trainable_params']:,} "
+            f"trainable parameters ({a['origin']})"
+        )
+    for note in model.notes:
+        console.print(f"note: {note}")
+    if spec is None and model.checkpoint is None:
         console.print("only a size is known: give a config.json or catalogue name for a breakdown")
 
 
@@ -239,9 +290,9 @@ def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
 @click.argument("source")
 @click.option(
     "--dtype",
-    default=DEFAULT_DTYPE,
-    show_default=True,
-    help="Weight format or scheme: bf16, fp8, bnb-nf4, gptq-4bit-g128, gguf-q4_k_m, ...",
+    default=None,
+    help="Weight format or scheme: bf16, fp8, bnb-nf4, gptq-4bit-g128, gguf-q4_k_m, ... "
+    "Default: the checkpoint's own tensors where SOURCE has weight files, else bf16.",
 )
 @click.option("--kv-dtype", default=None, help="KV cache format (bf16, fp8, q8_0, q4_0, ...).")
 @click.option("--batch", type=int, default=1, show_default=True, help="Concurrent sequences.")
@@ -255,9 +306,9 @@ def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
 @click.option(
     "--engine",
     type=click.Choice(["transformers", "vllm", "llama.cpp"]),
-    default="transformers",
-    show_default=True,
-    help="Whose memory accounting to follow.",
+    default=None,
+    help="Whose memory accounting to follow (default: llama.cpp for a GGUF file, else "
+    "transformers).",
 )
 @click.option(
     "--attention",
@@ -290,12 +341,12 @@ def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inference(
     source: str,
-    dtype: str,
+    dtype: str | None,
     kv_dtype: str | None,
     batch: int,
     context: int | None,
     prompt: int | None,
-    engine: str,
+    engine: str | None,
     attention: str,
     tp: int,
     memory: str | None,
@@ -320,6 +371,9 @@ def inference(
     spec = model.spec
     budget = _size(memory, "memory")
     ctx = context or min(spec.context_length, 8192)
+    engine = engine or ("llama.cpp" if model.kind == "gguf" else "transformers")
+    stored = model.checkpoint.weights_estimate() if model.checkpoint and dtype is None else None
+    dtype = dtype or (_compute_dtype(model.checkpoint) if stored else DEFAULT_DTYPE)
     workload = InferenceWorkload(
         batch=batch,
         context=ctx,
@@ -329,6 +383,7 @@ def inference(
         engine=engine,
         attention=attention,
         tp=tp,
+        stored_weights=stored,
         cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
         allocator_reserve=Fraction(allocator_reserve).limit_denominator(10_000),
     )
@@ -360,6 +415,7 @@ def inference(
             "format": rule.format.name,
         },
     }
+    data["notes"][:0] = list(model.notes)
     if context and context > spec.context_length:
         data["notes"].append(f"context {context:,} exceeds the model's {spec.context_length:,}")
     if budget is not None and engine != "vllm":
@@ -372,6 +428,18 @@ def inference(
         _emit_json(data)
         return
     _render_memory(model.label, data)
+
+
+def _compute_dtype(checkpoint: Any) -> str:
+    """The activation format a checkpoint implies: its widest float tensors' format."""
+    stored = {d for d, _ in checkpoint.bytes_by_dtype()}
+    return (
+        "fp32"
+        if stored == {"F32"}
+        else "fp16"
+        if "F16" in stored and "BF16" not in stored
+        else DEFAULT_DTYPE
+    )
 
 
 def _render_memory(label: str, data: dict[str, Any]) -> None:
@@ -456,15 +524,18 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 @click.option(
     "--method",
     type=click.Choice(["full", "lora", "qlora"]),
-    default="full",
-    show_default=True,
-    help="Full fine-tuning, LoRA on a 16-bit base, or QLoRA on a 4-bit base.",
+    default=None,
+    help="Full fine-tuning, LoRA on a 16-bit base, or QLoRA on a 4-bit base "
+    "(default: lora for an adapter SOURCE, else full).",
 )
-@click.option("--lora-rank", type=int, default=16, show_default=True, help="LoRA rank r.")
+@click.option(
+    "--lora-rank", type=int, default=None, help="LoRA rank r (default: the adapter's, else 16)."
+)
 @click.option(
     "--lora-targets",
     default=None,
-    help="Comma-separated module names or all-linear (default: PEFT's for the family).",
+    help="Comma-separated module names or all-linear (default: the adapter's, else PEFT's "
+    "for the family).",
 )
 @click.option("--dora", is_flag=True, help="DoRA: adds a magnitude vector per adapted layer.")
 @click.option(
@@ -499,8 +570,8 @@ def train(
     checkpointing: bool,
     attention: str,
     grad_accumulation: int,
-    method: str,
-    lora_rank: int,
+    method: str | None,
+    lora_rank: int | None,
     lora_targets: str | None,
     dora: bool,
     qlora_scheme: str,
@@ -522,6 +593,21 @@ def train(
 
     model = _with_architecture(source)
     spec = model.spec
+    adapter = model.adapter
+    method = method or ("lora" if adapter is not None else "full")
+    targets = _targets(lora_targets)
+    notes: list[str] = list(model.notes)
+    if adapter is not None and method != "full":
+        lora_rank = lora_rank or adapter.rank
+        dora = dora or adapter.dora
+        if targets is None and not adapter.targets_regex and adapter.targets:
+            targets = adapter.targets
+        if not adapter.uniform:
+            notes.append(
+                "the adapter uses per-module ranks, layer subsets, a regex, extra trainable "
+                "modules or biases: the memory terms assume rank "
+                f"{lora_rank} on its named targets; trainable_params_adapter is exact"
+            )
     recipe = recipe or ("amp-bf16" if method == "full" else "pure-bf16")
     workload = TrainingWorkload(
         batch=batch,
@@ -533,8 +619,8 @@ def train(
         attention=attention,
         grad_accumulation=grad_accumulation,
         method=method,
-        lora_rank=lora_rank,
-        lora_targets=_targets(lora_targets),
+        lora_rank=lora_rank or 16,
+        lora_targets=targets,
         dora=dora,
         qlora_scheme=qlora_scheme,
         zero=FSDP_TO_ZERO[fsdp] if fsdp else zero,
@@ -560,6 +646,10 @@ def train(
             "optimizer": "adamw",
         },
     }
+    data["notes"][:0] = notes
+    if adapter is not None:
+        data["adapter"] = adapter_json(model)
+        data["trainable_params_adapter"] = data["adapter"]["trainable_params"]
     budget = _size(memory, "memory")
     if budget is not None:
         data["memory_bytes"] = budget
@@ -876,6 +966,13 @@ def formats(family: str | None, as_json: bool) -> None:
             for r in rows
         ],
     )
+
+
+# ------------------------------------------------------- commands defined in other modules
+# Those modules import only click (and this module's helpers) at import time, so that
+# `modelmem --help` stays fast; they are imported here, after the helpers they use.
+# tokens commands (cli_tokens.py)
+# hardware commands (cli_hardware.py)
 
 
 # ------------------------------------------------------------------------------ entry

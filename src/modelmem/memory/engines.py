@@ -86,9 +86,9 @@ def vllm_activation_per_token(spec: ModelSpec, act: int) -> int:
 def estimate_vllm(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
 ) -> InferenceEstimate:
-    from modelmem.memory.inference import InferenceEstimate, activation_bytes
+    from modelmem.memory.inference import InferenceEstimate, activation_bytes, weights_of
 
-    weights = estimate_weights(spec, workload.dtype)
+    weights = weights_of(spec, workload)
     act = activation_bytes(workload.dtype)
     kv_fmt = get_format(workload.kv_dtype or ("fp32" if act == 4 else "bf16"))
     layout = cache_layout(spec, kv_fmt, tp=workload.tp)
@@ -177,7 +177,7 @@ def estimate_llama_cpp(
     scheme = (
         workload.dtype if workload.dtype.lower().startswith("gguf-") else f"gguf-{workload.dtype}"
     )
-    weights = estimate_weights(
+    weights = workload.stored_weights or estimate_weights(
         spec, scheme if workload.dtype.lower() not in ("bf16", "fp16", "f16") else "gguf-f16"
     )
     kv_fmt = get_format(workload.kv_dtype or "f16")

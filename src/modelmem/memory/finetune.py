@@ -14,11 +14,16 @@ the Linear layers (attention, routers, shared experts) only.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from modelmem.errors import InvalidValueError
 from modelmem.model.params import ParamTensor, tensor_inventory
 from modelmem.model.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from modelmem.model.sources.adapter import AdapterConfig
 
 ALL_LINEAR = "all-linear"
 
@@ -103,3 +108,100 @@ def lora_trainable_params(
         d_in, d_out = _linear_dims(t)
         total += lora_linear_params(d_in, d_out, rank, dora=dora) * t.copies
     return total
+
+
+# ----------------------------------------------------------------- from adapter_config.json
+
+
+def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
+    """Exact trainable parameters of a PEFT LoRA adapter config on ``spec``.
+
+    Matches modules as PEFT does (peft/tuners/tuners_utils.py ``check_target_module_exists``,
+    peft/utils/other.py ``get_pattern_key``): a list target matches the whole module path or
+    its last components; a string target is one regex over the whole path;
+    ``layers_to_transform`` keeps list targets in those layers; ``exclude_modules`` and
+    ``modules_to_save`` are never adapted; ``rank_pattern`` picks a rank per module.
+    ``modules_to_save`` train a full copy of their parameters; ``bias='all'`` trains every
+    bias, ``'lora_only'`` the biases of adapted modules.
+    """
+    inventory = tensor_inventory(spec)
+    linears = [t for t in inventory if t.role == "linear" and t.name.endswith(".weight")]
+    if adapter.targets == ALL_LINEAR:
+        wanted: set[str] | str = {
+            _module_at(t, i)
+            for t in linears
+            if not t.module.startswith("lm_head")
+            for i in t.layers or (None,)
+        }
+    elif adapter.targets_regex:
+        wanted = str(adapter.targets)
+    elif adapter.targets:
+        wanted = set(adapter.targets)
+    elif spec.family in PEFT_DEFAULT_TARGETS:
+        wanted = set(PEFT_DEFAULT_TARGETS[spec.family])
+    else:
+        raise InvalidValueError("target_modules", None, f"no PEFT default for {spec.family}")
+    total = 0
+    adapted: set[str] = set()
+    for t in linears:
+        d_in, d_out = _linear_dims(t)
+        for i in t.layers or (None,):
+            key = _module_at(t, i)
+            if not _peft_targets(adapter, wanted, key, i):
+                continue
+            rank = dict(adapter.rank_pattern).get(
+                _pattern_key([p for p, _ in adapter.rank_pattern], key), adapter.rank
+            )
+            total += lora_linear_params(
+                d_in, d_out, rank, bias=adapter.lora_bias, dora=adapter.dora
+            )
+            adapted.add(key)
+    if not adapted:
+        raise InvalidValueError(
+            "target_modules", adapter.targets, f"matches no Linear module of {spec.name}"
+        )
+    for t in inventory:
+        for i in t.layers or (None,):
+            if _trains_whole(adapter, t, _module_at(t, i), adapted):
+                total += t.numel_each
+    return total
+
+
+def _trains_whole(adapter: AdapterConfig, t: ParamTensor, key: str, adapted: set[str]) -> bool:
+    """A base tensor that trains as it is: in a module to save, or a bias PEFT unfreezes."""
+    if any(key.endswith(m) for m in adapter.modules_to_save):
+        return True
+    if not t.name.endswith(".bias"):
+        return False
+    return adapter.bias == "all" or (adapter.bias == "lora_only" and key in adapted)
+
+
+def _module_at(t: ParamTensor, layer: int | None) -> str:
+    return t.module if layer is None else t.module.replace("{i}", str(layer))
+
+
+def _peft_targets(
+    adapter: AdapterConfig, wanted: set[str] | str, key: str, layer: int | None
+) -> bool:
+    exclude = adapter.exclude_modules
+    if exclude:
+        if isinstance(exclude, str):
+            if re.fullmatch(exclude, key):
+                return False
+        elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+            return False
+    if any(re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", key) for m in adapter.modules_to_save):
+        return False
+    if isinstance(wanted, str):
+        return re.fullmatch(wanted, key) is not None
+    if key in wanted:
+        return True
+    found = any(key.endswith(f".{w}") for w in wanted)
+    if found and adapter.layers_to_transform:
+        return layer is not None and layer in adapter.layers_to_transform
+    return found
+
+
+def _pattern_key(patterns: list[str], key: str) -> str:
+    """PEFT's get_pattern_key: the first pattern matching the path's tail."""
+    return next((p for p in patterns if re.match(rf"(.*\.)?({p})$", key)), key)

@@ -46,6 +46,9 @@ class InferenceWorkload:
     engine: str = "transformers"  # one of ENGINES, checked below
     attention: str = "sdpa"  # sdpa | eager, checked below
     tp: int = 1
+    # The weights as a checkpoint stores them (safetensors/GGUF headers); None: estimated
+    # from ``dtype``, which then names only the compute (activation) format.
+    stored_weights: WeightsEstimate | None = None
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
     notes: tuple[str, ...] = field(default=())
@@ -165,6 +168,11 @@ def prefill_workspace(
     return mlp_peak, f"MLP peak of {batch}×{tokens} tokens: {act} B × (4h stream + {mlp_what})"
 
 
+def weights_of(spec: ModelSpec, workload: InferenceWorkload) -> WeightsEstimate:
+    """The checkpoint's stored weights where given, else the estimate for ``dtype``."""
+    return workload.stored_weights or estimate_weights(spec, workload.dtype)
+
+
 def estimate_inference(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings | None = None
 ) -> InferenceEstimate:
@@ -174,7 +182,7 @@ def estimate_inference(
         from modelmem.memory.engines import estimate_engine
 
         return estimate_engine(spec, workload, engine)
-    weights = estimate_weights(spec, workload.dtype)
+    weights = weights_of(spec, workload)
     act = activation_bytes(workload.dtype)
     kv_fmt = get_format(_kv_format(spec, workload))
     # transformers 5 caches DeepSeek MLA as the compressed latent (+ rope key)

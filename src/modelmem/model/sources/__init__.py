@@ -1,8 +1,14 @@
-"""Where a model comes from: a catalogue name, a config.json file or folder, or a size.
+"""Where a model comes from: a catalogue name, a config.json, a safetensors checkpoint, a
+GGUF file, a PEFT adapter, a Hugging Face Hub repo, or a size.
 
-``resolve(text)`` tries, in order: an existing path, a catalogue name (or alias or Hub id
-in the catalogue), then a plain parameter count such as ``7B``. Anything else is an error
-that says what SOURCE may be.
+``resolve(text)`` tries, in order: an existing path (a folder, ``config.json``,
+``*.safetensors`` / ``model.safetensors.index.json``, ``*.gguf``, ``adapter_config.json``),
+a catalogue name (or alias or Hub id in the catalogue), a Hub repo id (``org/name``,
+``org/name@revision``; ``hf://org/name`` skips the catalogue), then a plain parameter
+count such as ``7B``. Anything else is an error that says what SOURCE may be.
+
+Where weight files are read, their headers are the ground truth for the weights: the
+checkpoint's parameter count is set beside the config's, and a mismatch is reported.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ from typing import Any
 
 from modelmem.errors import InvalidValueError, ModelMemError, SourceError
 from modelmem.model.params import ParamCount, count_params
+from modelmem.model.sources.adapter import ADAPTER_FILE, AdapterConfig, read_adapter_file
 from modelmem.model.sources.catalogue import find_entry, spec_from_entry
+from modelmem.model.sources.checkpoint import Checkpoint
 from modelmem.model.sources.hf_config import read_config_file, spec_from_config
 from modelmem.model.spec import ModelSpec
 from modelmem.units import parse_count
@@ -31,53 +39,185 @@ class ResolvedModel:
     context_length: int | None = None
     tokenizer: str | None = None
     config: dict[str, Any] | None = None  # the config.json mapping the spec was read from
+    checkpoint: Checkpoint | None = None  # the weight files' headers, where they were read
+    adapter: AdapterConfig | None = None  # a PEFT LoRA adapter on this (base) model
+    notes: tuple[str, ...] = ()
 
 
 def _from_spec(
-    spec: ModelSpec, kind: str, origin: str, tokenizer: str | None, config: dict[str, Any]
+    spec: ModelSpec,
+    kind: str,
+    origin: str,
+    tokenizer: str | None,
+    config: dict[str, Any],
+    checkpoint: Checkpoint | None = None,
+    notes: tuple[str, ...] = (),
 ) -> ResolvedModel:
+    params = count_params(spec)
+    if checkpoint is not None:
+        from modelmem.model.sources.safetensors_file import compare_counts
+
+        notes = (*notes, compare_counts(checkpoint, params.total).note(), *checkpoint.notes)
     return ResolvedModel(
         label=spec.name,
         kind=kind,
         spec=spec,
-        params=count_params(spec),
+        params=params,
         origin=origin,
         context_length=spec.context_length if spec.attention is not None else None,
         tokenizer=tokenizer,
         config=config,
+        checkpoint=checkpoint,
+        notes=notes,
     )
 
 
-def size_only(total: int, label: str) -> ResolvedModel:
+def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> ResolvedModel:
     """A plain parameter count: enough for rules of thumb, not for a breakdown."""
     params = ParamCount(total=total, active=total, components=(("total", total),), text=total)
-    return ResolvedModel(label=label, kind="size", spec=None, params=params, origin=label)
+    kind = "size" if checkpoint is None else checkpoint.file_format
+    return ResolvedModel(
+        label=label, kind=kind, spec=None, params=params, origin=label, checkpoint=checkpoint
+    )
 
 
-def resolve(source: str) -> ResolvedModel:
-    """Resolve SOURCE text to a model."""
+def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
+    """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network)."""
+    from modelmem.model.sources.hub import HUB_PREFIX, parse_hub_ref
+
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
     path = Path(text).expanduser()
-    if path.exists():
-        config = read_config_file(path)
-        name = path.name if path.is_dir() else path.parent.name
-        spec = spec_from_config(config, name=name or "model", where=str(path))
-        return _from_spec(spec, "config", str(path), None, config)
-    entry = find_entry(text)
+    if not text.startswith(HUB_PREFIX) and path.exists():
+        return _from_path(path)
+    entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
         return _from_spec(
             spec_from_entry(entry), "catalogue", entry.source, entry.tokenizer, entry.config
         )
-    if any(sep in text for sep in ("/", "\\")) or text.endswith(".json"):
-        raise SourceError(text, "no such file or folder, and not a catalogue model")
+    ref = parse_hub_ref(text)
+    if ref is not None and (text.startswith(HUB_PREFIX) or "/" in text):
+        if not allow_hub:
+            raise SourceError(text, "not a catalogue model, and Hub access is off here")
+        return _from_hub(ref)
+    if any(sep in text for sep in ("/", "\\")) or text.endswith((".json", ".gguf", ".safetensors")):
+        raise SourceError(text, "no such file or folder, and not a catalogue model or Hub repo id")
     try:
         return size_only(parse_count(text, field="source"), text)
     except ModelMemError:
         raise InvalidValueError(
             "source",
             text,
-            "not a config.json, model folder, catalogue model (see `modelmem models`) "
-            "or size such as 7B",
+            "not a config.json, model folder, .safetensors, .gguf, adapter, catalogue model "
+            "(see `modelmem models`), Hub repo id or size such as 7B",
         ) from None
+
+
+# --------------------------------------------------------------------------- local paths
+
+
+def _from_path(path: Path) -> ResolvedModel:
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return _from_gguf(path)
+    if path.is_file() and path.name == ADAPTER_FILE:
+        return _with_adapter(read_adapter_file(path), path.parent)
+    if path.is_dir():
+        if not (path / "config.json").is_file() and (path / ADAPTER_FILE).is_file():
+            return _with_adapter(read_adapter_file(path), path)
+        ggufs = sorted(path.glob("*.gguf"))
+        if not (path / "config.json").is_file() and len(ggufs) == 1:
+            return _from_gguf(ggufs[0])
+    from modelmem.model.sources.safetensors_file import is_safetensors_path
+
+    if path.is_file() and is_safetensors_path(path):
+        return _from_safetensors(path)
+    config = read_config_file(path)
+    folder = path if path.is_dir() else path.parent
+    name = folder.name or "model"
+    spec = spec_from_config(config, name=name, where=str(path))
+    checkpoint = _local_checkpoint(folder, config) if _has_weights(folder) else None
+    return _from_spec(spec, "config", str(path), None, config, checkpoint)
+
+
+def _has_weights(folder: Path) -> bool:
+    from modelmem.model.sources.safetensors_file import is_safetensors_path
+
+    return is_safetensors_path(folder)
+
+
+def _local_checkpoint(target: Path, config: dict[str, Any] | None) -> Checkpoint:
+    from modelmem.model.sources.safetensors_file import (
+        quantization_from_config,
+        read_local_checkpoint,
+    )
+
+    return read_local_checkpoint(target, quantization_from_config(config))
+
+
+def _from_safetensors(path: Path) -> ResolvedModel:
+    """A .safetensors file or index: with its folder's config.json where there is one."""
+    config_path = path.parent / "config.json"
+    if config_path.is_file():
+        config = read_config_file(config_path)
+        spec = spec_from_config(config, name=path.parent.name or "model", where=str(config_path))
+        checkpoint = _local_checkpoint(path, config)
+        return _from_spec(spec, "safetensors", str(path), None, config, checkpoint)
+    checkpoint = _local_checkpoint(path, None)
+    model = size_only(checkpoint.total_params, path.name, checkpoint)
+    note = "no config.json beside it: parameters from the headers, no architecture"
+    return _replace(model, origin=str(path), notes=(note, *checkpoint.notes))
+
+
+def _from_gguf(path: Path) -> ResolvedModel:
+    from modelmem.model.sources.gguf_file import read_gguf
+
+    gguf = read_gguf(path)
+    model = _from_spec(
+        gguf.spec, "gguf", str(path), gguf.tokenizer_model, gguf.config, gguf.checkpoint
+    )
+    return _replace(model, context_length=gguf.context_length)
+
+
+def _with_adapter(adapter: AdapterConfig, folder: Path) -> ResolvedModel:
+    """The adapter's base model (a path beside it, the catalogue or the Hub), adapter on."""
+    base = adapter.base_model
+    if base is None:
+        raise SourceError(adapter.origin, "base_model_name_or_path is not set: name the base model")
+    try:
+        model = resolve(base)
+    except ModelMemError as e:
+        raise SourceError(adapter.origin, f"base model {base!r}: {e}") from None
+    if model.spec is None:
+        raise SourceError(adapter.origin, f"base model {base!r} has no architecture")
+    return _replace(model, kind=f"adapter+{model.kind}", adapter=adapter)
+
+
+# ------------------------------------------------------------------------------ the Hub
+
+
+def _from_hub(ref: Any) -> ResolvedModel:
+    from modelmem.model.sources.adapter import adapter_from_dict
+    from modelmem.model.sources.hub import read_hub_repo
+    from modelmem.model.sources.safetensors_file import (
+        checkpoint_from_metadata,
+        quantization_from_config,
+    )
+
+    files = read_hub_repo(ref)
+    if files.config is None:
+        assert files.adapter_config is not None
+        adapter = adapter_from_dict(files.adapter_config, origin=f"{ref}/{ADAPTER_FILE}")
+        return _with_adapter(adapter, Path("."))
+    spec = spec_from_config(files.config, name=ref.repo_id, where=f"{ref}/config.json")
+    checkpoint = None
+    if files.safetensors is not None:
+        quant = quantization_from_config(files.config)
+        checkpoint = checkpoint_from_metadata(files.safetensors, str(ref), quant)
+    return _from_spec(spec, "hub", str(ref), None, files.config, checkpoint, files.notes)
+
+
+def _replace(model: ResolvedModel, **changes: Any) -> ResolvedModel:
+    from dataclasses import replace
+
+    return replace(model, **changes)
