@@ -50,12 +50,12 @@ def write_sparse_safetensors(
 def write_sharded(folder: Path, tensors: Tensors, shards: int) -> None:
     """``model-0000k-of-0000n.safetensors`` shards and their index, as transformers names them."""
     names = list(tensors)
-    per = -(-len(names) // shards)
     weight_map: dict[str, str] = {}
     total = 0
     for k in range(shards):
         shard = f"model-{k + 1:05d}-of-{shards:05d}.safetensors"
-        part = {n: tensors[n] for n in names[k * per : (k + 1) * per]}
+        chosen = names[k * len(names) // shards : (k + 1) * len(names) // shards]
+        part = {n: tensors[n] for n in chosen}
         total += write_sparse_safetensors(folder / shard, part)
         weight_map.update(dict.fromkeys(part, shard))
     index = {"metadata": {"total_size": total}, "weight_map": weight_map}
