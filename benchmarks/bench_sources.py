@@ -29,10 +29,11 @@ def _median_ms(action: Callable[[], object], repeats: int = 5) -> float:
 
 
 def run() -> list[tuple[str, float, str]]:
-    from modelmem.model.sources import resolve
-    from modelmem.model.sources.hf_config import spec_from_config
     from tests.conftest import load_fixture
     from tests.safetensors_builder import checkpoint_tensors, write_sharded
+
+    from modelmem.model.sources import resolve
+    from modelmem.model.sources.hf_config import spec_from_config
 
     rows: list[tuple[str, float, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -46,7 +47,8 @@ def run() -> list[tuple[str, float, str]]:
         ms = _median_ms(lambda: resolve(str(folder)))
         rows.append(
             (
-                f"read a {SHARDS}-shard safetensors index (Llama-3.1-405B, {len(tensors):,} tensors)",
+                f"read a {SHARDS}-shard safetensors index "
+                f"(Llama-3.1-405B, {len(tensors):,} tensors)",
                 ms,
                 f"ms, median of 5; {model.checkpoint.total_params:,} params from headers",
             )
@@ -62,8 +64,9 @@ def _gguf_row(folder: Path) -> tuple[str, float, str] | None:
         from tests.gguf_builder import write_gguf_for_config  # type: ignore[attr-defined]
     except ImportError:
         return None
-    from modelmem.model.sources.gguf_file import read_gguf
     from tests.conftest import load_fixture
+
+    from modelmem.model.sources.gguf_file import read_gguf
 
     path = folder / "llama-3.1-8b.gguf"
     write_gguf_for_config(path, load_fixture("meta-llama/Llama-3.1-8B"))

@@ -972,7 +972,11 @@ def formats(family: str | None, as_json: bool) -> None:
 # Those modules import only click (and this module's helpers) at import time, so that
 # `modelmem --help` stays fast; they are imported here, after the helpers they use.
 # tokens commands (cli_tokens.py)
-# hardware commands (cli_hardware.py)
+from modelmem.cli_hardware import devices, fit, plan  # noqa: E402
+
+cli.add_command(devices)
+cli.add_command(fit)
+cli.add_command(plan)
 
 
 # ------------------------------------------------------------------------------ entry

@@ -168,7 +168,7 @@ def test_hub_failures_are_one_clear_line(fake_hub: FakeHub, repo: str, message: 
 
 def test_repo_without_config(fake_hub: FakeHub) -> None:
     fake_hub.repos["org/empty"] = {"README.md": b"hello"}
-    with pytest.raises(SourceError, match="neither config.json nor adapter_config.json"):
+    with pytest.raises(SourceError, match=r"neither config\.json nor adapter_config\.json"):
         resolve("org/empty")
 
 

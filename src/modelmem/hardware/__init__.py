@@ -1,0 +1,17 @@
+"""Accelerators: the catalogue (data file), fit verdicts, and this machine's devices."""
+
+from modelmem.hardware.catalogue import KINDS, Accelerator, all_devices, find_device, get_device
+from modelmem.hardware.fit import DEFAULT_RESERVE, FitVerdict, check_fit, fit_budget, fit_bytes
+
+__all__ = [
+    "DEFAULT_RESERVE",
+    "KINDS",
+    "Accelerator",
+    "FitVerdict",
+    "all_devices",
+    "check_fit",
+    "find_device",
+    "fit_budget",
+    "fit_bytes",
+    "get_device",
+]

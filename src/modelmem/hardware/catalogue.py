@@ -1,0 +1,154 @@
+"""The accelerator catalogue: one row per device as one process sees it.
+
+The rows are data (``data/devices.json``), each with the datasheet it was read from.
+Memory is the vendor's capacity read in binary units (vendors size HBM, GDDR and Apple
+unified memory in powers of two: an "80 GB" H100 has 80 GiB = 85,899,345,920 bytes);
+``usable_memory_bytes`` is what the driver or the OS leaves to a job where a source
+quotes it (nvidia-smi's total; the GPU's share of Apple unified memory). Throughput is
+dense (no 2:4 sparsity) matrix FLOP/s.
+
+Names match case-insensitively, ignoring ``-``, ``_`` and spaces: ``H100-80GB``, ``h100``,
+``rtx4090`` and ``RTX 4090`` are all found.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from modelmem.errors import SourceError, UnknownNameError
+
+__all__ = ["KINDS", "Accelerator", "all_devices", "find_device", "get_device"]
+
+KINDS: tuple[str, ...] = ("datacenter", "consumer", "apple", "tpu")
+_CATALOGUE = "data/devices.json"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Accelerator:
+    """One accelerator: capacity in bytes, bandwidth in bytes/s, dense FLOP/s."""
+
+    name: str
+    aliases: tuple[str, ...]
+    vendor: str
+    kind: str  # one of KINDS
+    memory_bytes: int
+    usable_memory_bytes: int | None  # what the driver/OS leaves usable, where a source says
+    bandwidth_bytes_per_s: int
+    bf16_flops: int  # dense BF16 (FP16 where the device has no BF16) FLOP/s
+    fp8_flops: int | None  # dense FP8 FLOP/s; None without an FP8 matrix unit
+    source: str
+    usable_source: str | None = None
+    memory_type: str | None = None
+    notes: str = ""
+
+    @property
+    def budget_bytes(self) -> int:
+        """The memory a job can count on: the usable figure where known, else the capacity."""
+        return (
+            self.usable_memory_bytes if self.usable_memory_bytes is not None else self.memory_bytes
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "aliases": list(self.aliases),
+            "vendor": self.vendor,
+            "kind": self.kind,
+            "memory_bytes": self.memory_bytes,
+            "usable_memory_bytes": self.usable_memory_bytes,
+            "budget_bytes": self.budget_bytes,
+            "memory_type": self.memory_type,
+            "bandwidth_bytes_per_s": self.bandwidth_bytes_per_s,
+            "bf16_flops": self.bf16_flops,
+            "fp8_flops": self.fp8_flops,
+            "source": self.source,
+            "usable_source": self.usable_source,
+            "notes": self.notes,
+        }
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name.strip().lower())
+
+
+def _int(row: dict[str, Any], field: str, where: str, optional: bool = False) -> int | None:
+    value = row.get(field)
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise SourceError(where, f"{field} must be a positive integer, not {value!r}")
+    return value
+
+
+def _device(row: dict[str, Any], index: int) -> Accelerator:
+    where = f"{_CATALOGUE} row {index} ({row.get('name', '?')})"
+    for field in ("name", "vendor", "kind", "source"):
+        if not isinstance(row.get(field), str) or not row[field].strip():
+            raise SourceError(where, f"{field} must be a non-empty string")
+    if row["kind"] not in KINDS:
+        raise SourceError(where, f"kind {row['kind']!r} is not one of {', '.join(KINDS)}")
+    memory = _int(row, "memory_bytes", where)
+    bandwidth = _int(row, "bandwidth_bytes_per_s", where)
+    bf16 = _int(row, "bf16_flops", where)
+    assert memory is not None and bandwidth is not None and bf16 is not None
+    usable = _int(row, "usable_memory_bytes", where, optional=True)
+    if usable is not None and usable > memory:
+        raise SourceError(where, "usable_memory_bytes exceeds memory_bytes")
+    if usable is not None and not row.get("usable_source"):
+        raise SourceError(where, "usable_memory_bytes needs a usable_source")
+    return Accelerator(
+        name=row["name"],
+        aliases=tuple(row.get("aliases", ())),
+        vendor=row["vendor"],
+        kind=row["kind"],
+        memory_bytes=memory,
+        usable_memory_bytes=usable,
+        bandwidth_bytes_per_s=bandwidth,
+        bf16_flops=bf16,
+        fp8_flops=_int(row, "fp8_flops", where, optional=True),
+        source=row["source"],
+        usable_source=row.get("usable_source"),
+        memory_type=row.get("memory_type"),
+        notes=row.get("notes", ""),
+    )
+
+
+@lru_cache(maxsize=1)
+def all_devices() -> tuple[Accelerator, ...]:
+    """Every catalogue row, in the file's order."""
+    text = (resources.files("modelmem") / _CATALOGUE).read_text(encoding="utf-8")
+    data = json.loads(text)
+    return tuple(_device(row, i) for i, row in enumerate(data["devices"]))
+
+
+@lru_cache(maxsize=1)
+def _index() -> dict[str, Accelerator]:
+    index: dict[str, Accelerator] = {}
+    for device in all_devices():
+        for name in (device.name, *device.aliases):
+            key = _key(name)
+            other = index.get(key)
+            if other is not None and other is not device:
+                raise SourceError(
+                    _CATALOGUE, f"name {name!r} of {device.name} is also {other.name}'s"
+                )
+            index[key] = device
+    return index
+
+
+def find_device(name: str) -> Accelerator | None:
+    """The device called ``name`` (or an alias), or None."""
+    return _index().get(_key(name))
+
+
+def get_device(name: str) -> Accelerator:
+    """The device called ``name`` (case-insensitive; ``-``, ``_`` and spaces ignored)."""
+    device = find_device(name) if isinstance(name, str) else None
+    if device is None:
+        raise UnknownNameError("device", name, [d.name for d in all_devices()])
+    return device
