@@ -61,17 +61,30 @@ def run() -> list[tuple[str, float, str]]:
 
 def _gguf_row(folder: Path) -> tuple[str, float, str] | None:
     try:
-        from tests.gguf_builder import write_gguf_for_config  # type: ignore[attr-defined]
+        import gguf
     except ImportError:
         return None
     from tests.conftest import load_fixture
+    from tests.gguf_builder import gguf_layout, q4_k_m_types, write_gguf
 
     from modelmem.model.sources.gguf_file import read_gguf
 
-    path = folder / "llama-3.1-8b.gguf"
-    write_gguf_for_config(path, load_fixture("meta-llama/Llama-3.1-8B"))
+    config = load_fixture("meta-llama/Llama-3.1-8B")
+    layout = gguf_layout(
+        config,
+        types=q4_k_m_types(config["num_hidden_layers"]),
+        file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M,
+        tokens=config["vocab_size"],
+    )
+    path = write_gguf(folder / "llama-3.1-8b.Q4_K_M.gguf", layout)
+    model = read_gguf(path)
     ms = _median_ms(lambda: read_gguf(path))
-    return ("read a GGUF header (Llama-3.1-8B shapes, 292 tensors)", ms, "ms, median of 5")
+    return (
+        f"read a GGUF header (Llama-3.1-8B Q4_K_M, {len(model.checkpoint.tensors)} tensors, "
+        f"{config['vocab_size']:,}-token vocabulary)",
+        ms,
+        "ms, median of 5",
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -72,18 +71,34 @@ def params(
     source: str, dtype: str, optimizer: str, train_factor: float | None, as_json: bool
 ) -> None:
     """Parameter count and breakdown of SOURCE, with the rule-of-thumb memory."""
-    from modelmem.formats import get_format
-    from modelmem.memory.rules import rule_of_thumb
     from modelmem.model.sources import resolve
 
     model = resolve(source)
-    fmt = get_format(dtype)
-    rule = rule_of_thumb(model.params.total, fmt, optimizer, train_factor)
+    rule = params_rule(model, dtype, optimizer, train_factor)
     data = params_json(model, rule)
     if as_json:
         _emit_json(data)
     else:
         _render_params(model, rule)
+
+
+def params_rule(model: Any, dtype: str, optimizer: str, train_factor: float | None) -> Any:
+    """The rule-of-thumb memory of a resolved model's parameter count."""
+    from modelmem.formats import get_format
+    from modelmem.memory.rules import rule_of_thumb
+
+    return rule_of_thumb(model.params.total, get_format(dtype), optimizer, train_factor)
+
+
+def params_data(
+    model: Any,
+    *,
+    dtype: str = DEFAULT_DTYPE,
+    optimizer: str = "adamw",
+    train_factor: float | None = None,
+) -> dict[str, Any]:
+    """What `params --json` prints for a resolved model (the web API returns the same)."""
+    return params_json(model, params_rule(model, dtype, optimizer, train_factor))
 
 
 def params_json(model: Any, rule: Any) -> dict[str, Any]:
@@ -204,7 +219,11 @@ def _with_architecture(source: str) -> Any:
     """Resolve SOURCE; a plain size is refused, since the estimate needs an architecture."""
     from modelmem.model.sources import resolve
 
-    model = resolve(source)
+    return require_architecture(resolve(source), source)
+
+
+def require_architecture(model: Any, source: str) -> Any:
+    """A resolved model with an architecture; a plain size is refused."""
     if model.spec is None:
         raise ModelMemError(
             f"source={source!r}: a plain size has no architecture; give a config.json or a "
@@ -360,6 +379,57 @@ def inference(
     as_json: bool,
 ) -> None:
     """Memory to serve SOURCE: weights + KV cache + activations + runtime overheads."""
+    model = _with_architecture(source)
+    data = inference_data(
+        model,
+        dtype=dtype,
+        kv_dtype=kv_dtype,
+        batch=batch,
+        context=context,
+        prompt=prompt,
+        engine=engine,
+        attention=attention,
+        tp=tp,
+        memory=memory,
+        cuda_context=cuda_context,
+        allocator_reserve=allocator_reserve,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_num_batched_tokens=max_num_batched_tokens,
+        ubatch=ubatch,
+        no_flash_attention=no_flash_attention,
+        gpu_layers=gpu_layers,
+    )
+    if as_json:
+        _emit_json(data)
+        return
+    _render_memory(model.label, data)
+
+
+def inference_data(
+    model: Any,
+    *,
+    dtype: str | None = None,
+    kv_dtype: str | None = None,
+    batch: int = 1,
+    context: int | None = None,
+    prompt: int | None = None,
+    engine: str | None = None,
+    attention: str = "sdpa",
+    tp: int = 1,
+    memory: str | None = None,
+    cuda_context: str = "400MiB",
+    allocator_reserve: float = 0.05,
+    gpu_memory_utilization: float = 0.9,
+    max_num_batched_tokens: int = 8192,
+    ubatch: int = 512,
+    no_flash_attention: bool = False,
+    gpu_layers: int | None = None,
+) -> dict[str, Any]:
+    """What `inference --json` prints for a resolved model with an architecture.
+
+    The keyword arguments are the command's options, with the same defaults; the web
+    API calls this too, so both answer with the same JSON.
+    """
     from fractions import Fraction
 
     from modelmem.formats import get_format
@@ -367,7 +437,6 @@ def inference(
     from modelmem.memory.inference import InferenceWorkload, estimate_inference, largest_fitting
     from modelmem.memory.rules import rule_of_thumb
 
-    model = _with_architecture(source)
     spec = model.spec
     budget = _size(memory, "memory")
     ctx = context or min(spec.context_length, 8192)
@@ -424,10 +493,7 @@ def inference(
         data["margin_bytes"] = budget - est.total_bytes
         data["max_context"] = largest_fitting(spec, workload, budget, "context", settings)
         data["max_batch"] = largest_fitting(spec, workload, budget, "batch", settings)
-    if as_json:
-        _emit_json(data)
-        return
-    _render_memory(model.label, data)
+    return data
 
 
 def _compute_dtype(checkpoint: Any) -> str:
@@ -584,6 +650,63 @@ def train(
     as_json: bool,
 ) -> None:
     """Peak memory of a full training step of SOURCE on one device, with every term."""
+    model = _with_architecture(source)
+    data = train_data(
+        model,
+        recipe=recipe,
+        optimizer=optimizer,
+        optimizer_impl=optimizer_impl,
+        batch=batch,
+        seq=seq,
+        checkpointing=checkpointing,
+        attention=attention,
+        grad_accumulation=grad_accumulation,
+        method=method,
+        lora_rank=lora_rank,
+        lora_targets=lora_targets,
+        dora=dora,
+        qlora_scheme=qlora_scheme,
+        zero=zero,
+        fsdp=fsdp,
+        devices=devices,
+        memory=memory,
+        cuda_context=cuda_context,
+        allocator_reserve=allocator_reserve,
+    )
+    if as_json:
+        _emit_json(data)
+        return
+    _render_training(model.label, data)
+
+
+def train_data(
+    model: Any,
+    *,
+    recipe: str | None = None,
+    optimizer: str = "adamw",
+    optimizer_impl: str = "foreach",
+    batch: int = 1,
+    seq: int = 2048,
+    checkpointing: bool = False,
+    attention: str = "sdpa",
+    grad_accumulation: int = 1,
+    method: str | None = None,
+    lora_rank: int | None = None,
+    lora_targets: str | None = None,
+    dora: bool = False,
+    qlora_scheme: str = "bnb-nf4-dq",
+    zero: int = 0,
+    fsdp: str | None = None,
+    devices: int = 1,
+    memory: str | None = None,
+    cuda_context: str = "400MiB",
+    allocator_reserve: float = 0.05,
+) -> dict[str, Any]:
+    """What `train --json` prints for a resolved model with an architecture.
+
+    The keyword arguments are the command's options, with the same defaults; the web
+    API calls this too, so both answer with the same JSON.
+    """
     from fractions import Fraction
 
     from modelmem.formats import get_format
@@ -591,7 +714,6 @@ def train(
     from modelmem.memory.rules import rule_of_thumb
     from modelmem.memory.training import TrainingWorkload, estimate_training
 
-    model = _with_architecture(source)
     spec = model.spec
     adapter = model.adapter
     method = method or ("lora" if adapter is not None else "full")
@@ -655,10 +777,7 @@ def train(
         data["memory_bytes"] = budget
         data["fits"] = est.breakdown.total_bytes <= budget
         data["margin_bytes"] = budget - est.breakdown.total_bytes
-    if as_json:
-        _emit_json(data)
-        return
-    _render_training(model.label, data)
+    return data
 
 
 def _render_training(label: str, data: dict[str, Any]) -> None:
@@ -891,21 +1010,7 @@ def validate(quick: bool, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def models(family: str | None, as_json: bool) -> None:
     """The built-in model catalogue."""
-    from modelmem.model.sources.catalogue import load_catalogue
-
-    entries = [e for e in load_catalogue().values() if family is None or e.family == family]
-    rows: list[dict[str, Any]] = [
-        {
-            "name": e.name,
-            "hub_id": e.hub_id,
-            "family": e.family,
-            "total_params": e.params_transformers,
-            "context_length": e.context_length,
-            "tokenizer": e.tokenizer,
-            "source": e.source,
-        }
-        for e in entries
-    ]
+    rows = models_data(family)
     if as_json:
         _emit_json(rows)
         return
@@ -928,26 +1033,31 @@ def models(family: str | None, as_json: bool) -> None:
     )
 
 
+def models_data(family: str | None = None) -> list[dict[str, Any]]:
+    """What `models --json` prints."""
+    from modelmem.model.sources.catalogue import load_catalogue
+
+    entries = [e for e in load_catalogue().values() if family is None or e.family == family]
+    return [
+        {
+            "name": e.name,
+            "hub_id": e.hub_id,
+            "family": e.family,
+            "total_params": e.params_transformers,
+            "context_length": e.context_length,
+            "tokenizer": e.tokenizer,
+            "source": e.source,
+        }
+        for e in entries
+    ]
+
+
 @cli.command()
 @click.option("--family", default=None, help="Only formats of this family (float, ggml, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def formats(family: str | None, as_json: bool) -> None:
     """Number formats and quantization schemes, with exact bits per value."""
-    from modelmem.formats import all_formats
-
-    chosen = [f for f in all_formats() if family is None or f.family == family]
-    rows: list[dict[str, Any]] = [
-        {
-            "name": f.name,
-            "family": f.family,
-            "block_size": f.block_size,
-            "bytes_per_block": f.bytes_per_block,
-            "bits_per_value": float(f.bits_per_value),
-            "aliases": list(f.aliases),
-            "source": f.source,
-        }
-        for f in chosen
-    ]
+    rows = formats_data(family)
     if as_json:
         _emit_json(rows)
         return
@@ -968,10 +1078,32 @@ def formats(family: str | None, as_json: bool) -> None:
     )
 
 
+def formats_data(family: str | None = None) -> list[dict[str, Any]]:
+    """What `formats --json` prints."""
+    from modelmem.formats import all_formats
+
+    chosen = [f for f in all_formats() if family is None or f.family == family]
+    return [
+        {
+            "name": f.name,
+            "family": f.family,
+            "block_size": f.block_size,
+            "bytes_per_block": f.bytes_per_block,
+            "bits_per_value": float(f.bits_per_value),
+            "aliases": list(f.aliases),
+            "source": f.source,
+        }
+        for f in chosen
+    ]
+
+
 # ------------------------------------------------------- commands defined in other modules
 # Those modules import only click (and this module's helpers) at import time, so that
 # `modelmem --help` stays fast; they are imported here, after the helpers they use.
-# tokens commands (cli_tokens.py)
+from modelmem.cli_tokens import cost, tokens  # noqa: E402
+
+cli.add_command(tokens)
+cli.add_command(cost)
 from modelmem.cli_hardware import devices, fit, plan  # noqa: E402
 
 cli.add_command(devices)
@@ -1009,6 +1141,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -109,3 +109,48 @@ def test_header_only_safetensors_without_config(
     data = run_json(capsys, "params", str(tmp_path / "w.safetensors"))
     assert data["kind"] == "safetensors" and data["total_params"] == data["checkpoint"]["params"]
     assert main(["inference", str(tmp_path / "w.safetensors")]) == 2  # no architecture
+
+
+# --------------------------------------------------------------------------------- GGUF
+
+
+def test_gguf_source_in_params_inference_and_train(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gguf = pytest.importorskip("gguf")
+    from modelmem.memory.weights import estimate_weights
+
+    from ..conftest import load_fixture
+    from ..gguf_builder import gguf_layout, q4_k_m_types, write_gguf
+
+    config = load_fixture("meta-llama/Llama-2-7b-hf")
+    path = write_gguf(
+        tmp_path / "llama-2-7b.Q4_K_M.gguf",
+        gguf_layout(
+            config,
+            types=q4_k_m_types(config["num_hidden_layers"]),
+            file_type=gguf.LlamaFileType.MOSTLY_Q4_K_M,
+        ),
+    )
+    params = run_json(capsys, "params", str(path))
+    assert params["kind"] == "gguf"
+    assert params["total_params"] == 6_738_415_616  # = the config count (tests/oracle)
+    # the file's tensors = llama.cpp's Q4_K_M rule as modelmem estimates it, to the byte
+    expected = estimate_weights(spec_from_config(config), "gguf-q4_k_m").total_bytes
+    assert params["checkpoint"]["bytes"] == params["weights_bytes"] == expected == 4_080_263_168
+    served = run_json(capsys, "inference", str(path), "--context", "4096")
+    assert served["engine"] == "llama.cpp"
+    assert served["weights_bytes"] == expected
+    trained = run_json(capsys, "train", str(path), "--method", "lora", "--seq", "256")
+    assert trained["trainable_params"] > 0
+
+
+def test_bad_gguf_exits_2_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("gguf")
+    path = tmp_path / "model.gguf"
+    path.write_bytes(
+        b"GGUF" + (3).to_bytes(4, "little") + (2**60).to_bytes(8, "little") + b"\0" * 8
+    )
+    assert main(["params", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err

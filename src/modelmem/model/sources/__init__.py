@@ -170,8 +170,12 @@ def _from_safetensors(path: Path) -> ResolvedModel:
 
 
 def _from_gguf(path: Path) -> ResolvedModel:
-    from modelmem.model.sources.gguf_file import read_gguf
-
+    try:
+        from modelmem.model.sources.gguf_file import read_gguf
+    except ImportError as e:
+        raise SourceError(
+            str(path), f"reading GGUF needs the gguf package: pip install 'modelmem[gguf]' ({e})"
+        ) from None
     gguf = read_gguf(path)
     model = _from_spec(
         gguf.spec, "gguf", str(path), gguf.tokenizer_model, gguf.config, gguf.checkpoint
