@@ -253,6 +253,22 @@ def format_table(results: Sequence[Result]) -> str:
     return "\n".join(lines)
 
 
+def extra_rows(quick: bool) -> list[tuple[str, float, str]]:
+    """In-process figures of the planner, header readers and token counting (each module
+    also runs on its own: benchmarks/bench_plan.py, bench_sources.py, bench_tokens.py)."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import bench_plan, bench_sources, bench_tokens
+
+    rows = bench_plan.run() + bench_sources.run()
+    rows += bench_tokens.run(size_mb=10 if quick else 100)
+    return rows
+
+
+def format_extra(rows: Sequence[tuple[str, float, str]]) -> str:
+    width = max(len(name) for name, _, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value:>12,.1f}  {note}" for name, value, note in rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time modelmem's commands (figures only).")
     parser.add_argument(
@@ -264,6 +280,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(args.quick)
     print()
     print(format_table(results))
+    print("\nin-process figures (ms unless the name says otherwise)")
+    print(format_extra(extra_rows(args.quick)))
     print(f"\n{time.perf_counter() - started:.0f} s in all")
     return 1 if any(r.failed for r in results) else 0
 
