@@ -575,6 +575,7 @@ _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "head_dim": 256,
     "max_position_embeddings": 131_072,
     "sliding_window": 4096,
+    "hidden_activation": "gelu_pytorch_tanh",
 }
 _SIGLIP_DEFAULTS: dict[str, Any] = {
     "hidden_size": 768,
