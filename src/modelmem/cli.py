@@ -357,6 +357,14 @@ def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
     "--no-flash-attention", is_flag=True, help="llama.cpp: without -fa (materializes KQ)."
 )
 @click.option("--gpu-layers", type=int, default=None, help="llama.cpp: -ngl (default: what fits).")
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the breakdown and memory against context to FILE.png or FILE.svg "
+    "(needs the plot extra: matplotlib).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inference(
     source: str,
@@ -376,12 +384,13 @@ def inference(
     ubatch: int,
     no_flash_attention: bool,
     gpu_layers: int | None,
+    plot_path: str | None,
     as_json: bool,
 ) -> None:
     """Memory to serve SOURCE: weights + KV cache + activations + runtime overheads."""
+    _check_plot(plot_path)
     model = _with_architecture(source)
-    data = inference_data(
-        model,
+    options: dict[str, Any] = dict(
         dtype=dtype,
         kv_dtype=kv_dtype,
         batch=batch,
@@ -399,10 +408,44 @@ def inference(
         no_flash_attention=no_flash_attention,
         gpu_layers=gpu_layers,
     )
+    data = inference_data(model, **options)
+    if plot_path:
+        _plot_sweep(
+            plot_path,
+            f"{model.label}: inference b={data['batch']} context={data['context']:,}",
+            data,
+            lambda c: inference_data(model, **{**options, "context": c, "memory": None}),
+            "context",
+            model.spec.context_length,
+        )
     if as_json:
         _emit_json(data)
         return
     _render_memory(model.label, data)
+
+
+def _check_plot(plot_path: str | None) -> None:
+    if plot_path:
+        from modelmem.plots import check_plot_path
+
+        check_plot_path(plot_path)
+
+
+def _plot_sweep(
+    plot_path: str,
+    title: str,
+    data: dict[str, Any],
+    at: Callable[[int], dict[str, Any]],
+    axis: str,
+    model_context: int,
+) -> None:
+    """Write --plot: the breakdown of ``data`` and its total at each context of a sweep."""
+    from modelmem.plots import context_points, write_plot
+
+    points = context_points(data[axis], model_context)
+    sweep = [(c, data["total_bytes"] if c == data[axis] else at(c)["total_bytes"]) for c in points]
+    label = "context (tokens)" if axis == "context" else "sequence length (tokens)"
+    write_plot(plot_path, title, data["components"], sweep, label, data.get("memory_bytes"))
 
 
 def inference_data(
@@ -625,6 +668,14 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 )
 @click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel ranks.")
 @_overhead_options
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the breakdown and memory against sequence length to FILE.png or FILE.svg "
+    "(needs the plot extra: matplotlib).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(
     source: str,
@@ -647,12 +698,13 @@ def train(
     memory: str | None,
     cuda_context: str,
     allocator_reserve: float,
+    plot_path: str | None,
     as_json: bool,
 ) -> None:
     """Peak memory of a full training step of SOURCE on one device, with every term."""
+    _check_plot(plot_path)
     model = _with_architecture(source)
-    data = train_data(
-        model,
+    options: dict[str, Any] = dict(
         recipe=recipe,
         optimizer=optimizer,
         optimizer_impl=optimizer_impl,
@@ -673,6 +725,16 @@ def train(
         cuda_context=cuda_context,
         allocator_reserve=allocator_reserve,
     )
+    data = train_data(model, **options)
+    if plot_path:
+        _plot_sweep(
+            plot_path,
+            f"{model.label}: training step b={data['batch']} seq={data['seq']:,}",
+            data,
+            lambda s: train_data(model, **{**options, "seq": s, "memory": None}),
+            "seq",
+            min(model.spec.context_length, 32_768),
+        )
     if as_json:
         _emit_json(data)
         return
@@ -1110,6 +1172,9 @@ cli.add_command(devices)
 cli.add_command(fit)
 cli.add_command(plan)
 
+from modelmem.cli_web import serve  # noqa: E402
+
+cli.add_command(serve)
 
 # ------------------------------------------------------------------------------ entry
 
@@ -1140,4 +1205,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERNAL
     return 0
-

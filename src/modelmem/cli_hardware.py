@@ -37,6 +37,28 @@ OPTIMIZERS = [
 ]
 
 
+# The workload options of `fit` and `plan` with their defaults, for callers that are not
+# the command line (the web API): the same names as the options.
+WORKLOAD_DEFAULTS: dict[str, Any] = {
+    "dtype": None,
+    "kv_dtype": None,
+    "batch": 1,
+    "context": None,
+    "seq": None,
+    "attention": "sdpa",
+    "recipe": None,
+    "optimizer": None,
+    "optimizer_impl": "foreach",
+    "lora_rank": None,
+    "lora_targets": None,
+    "qlora_scheme": "bnb-nf4-dq",
+    "zero": None,
+    "fsdp": None,
+    "cuda_context": "400MiB",
+    "allocator_reserve": 0.05,
+}
+
+
 def _device_options(command: F) -> F:
     for option in reversed(
         (
@@ -234,16 +256,7 @@ def devices(
             right=("memory", "free", "budget"),
         )
         return
-    from modelmem.hardware.catalogue import all_devices
-
-    floor = _size(min_memory, "min_memory") or 0
-    chosen = [
-        d
-        for d in all_devices()
-        if (kind is None or d.kind == kind)
-        and (vendor is None or d.vendor.lower() == vendor.lower())
-        and d.budget_bytes >= floor
-    ]
+    chosen = _chosen_devices(kind, vendor, min_memory)
     if as_json:
         _emit_json([d.to_dict() for d in chosen])
         return
@@ -266,6 +279,26 @@ def devices(
         ],
         right=("memory", "usable", "bandwidth", "bf16", "fp8"),
     )
+
+
+def _chosen_devices(kind: str | None, vendor: str | None, min_memory: str | None) -> list[Any]:
+    from modelmem.hardware.catalogue import all_devices
+
+    floor = _size(min_memory, "min_memory") or 0
+    return [
+        d
+        for d in all_devices()
+        if (kind is None or d.kind == kind)
+        and (vendor is None or d.vendor.lower() == vendor.lower())
+        and d.budget_bytes >= floor
+    ]
+
+
+def devices_data(
+    kind: str | None = None, vendor: str | None = None, min_memory: str | None = None
+) -> list[dict[str, Any]]:
+    """What `devices --json` prints (the catalogue; not --local)."""
+    return [d.to_dict() for d in _chosen_devices(kind, vendor, min_memory)]
 
 
 # -------------------------------------------------------------------------------- fit
@@ -402,9 +435,7 @@ def fit(
     Memory is compared per device, after tensor parallelism (inference) or ZeRO/FSDP
     (training) shards it; without SOURCE, every catalogue model is checked.
     """
-    goal = _goal(mode, method)
-    request = _request(goal, {**opts, "reserve": reserve}, count, checkpointing=checkpointing)
-    target = _Target(device, count)
+    request, target = _fit_setup(device, count, reserve, mode, method, checkpointing, opts)
     if source is None:
         _fit_catalogue(target, request, as_json)
         return
@@ -414,6 +445,44 @@ def fit(
         _emit_json(data)
         return
     _render_fit(data)
+
+
+def _fit_setup(
+    device: str,
+    count: int,
+    reserve: float,
+    mode: str,
+    method: str | None,
+    checkpointing: bool,
+    opts: dict[str, Any],
+) -> tuple[Any, _Target]:
+    goal = _goal(mode, method)
+    request = _request(goal, {**opts, "reserve": reserve}, count, checkpointing=checkpointing)
+    return request, _Target(device, count)
+
+
+def fit_data(
+    model: Any,
+    *,
+    device: str,
+    count: int = 1,
+    reserve: float = 0.05,
+    mode: str = "inference",
+    method: str | None = None,
+    checkpointing: bool = False,
+    **opts: Any,
+) -> dict[str, Any]:
+    """What `fit SOURCE --json` prints for a resolved model with an architecture.
+
+    ``opts`` are the workload options by name (:data:`WORKLOAD_DEFAULTS` fills the rest).
+    """
+    unknown = set(opts) - set(WORKLOAD_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown workload options: {sorted(unknown)}")
+    request, target = _fit_setup(
+        device, count, reserve, mode, method, checkpointing, {**WORKLOAD_DEFAULTS, **opts}
+    )
+    return _fit_one(model.spec, model.label, target, request)
 
 
 def _fit_catalogue(target: _Target, request: Any, as_json: bool) -> None:
@@ -500,6 +569,14 @@ def _render_fit(data: dict[str, Any]) -> None:
 )
 @click.option("--top", type=int, default=5, show_default=True, help="Configurations to show.")
 @_workload_options
+@click.option(
+    "--plot",
+    "plot_path",
+    default=None,
+    metavar="FILE",
+    help="Also write the best configuration's breakdown against the budget to FILE.png or "
+    "FILE.svg (one SOURCE and device; needs the plot extra: matplotlib).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def plan(
     source: str | None,
@@ -510,6 +587,7 @@ def plan(
     objective: str | None,
     checkpointing: bool | None,
     top: int,
+    plot_path: str | None,
     as_json: bool,
     **opts: Any,
 ) -> None:
@@ -520,6 +598,10 @@ def plan(
     --device all plans for every catalogue device; without SOURCE the answer is the
     largest catalogue model that fits.
     """
+    if plot_path and (source is None or device.strip().lower() == "all"):
+        from modelmem.errors import InvalidValueError
+
+        raise InvalidValueError("plot", plot_path, "needs one SOURCE and one --device")
     request = _request(
         goal,
         {**opts, "reserve": reserve},
@@ -535,17 +617,65 @@ def plan(
     if source is None:
         _plan_largest(target, request, as_json)
         return
-    from modelmem.plan import Planner
+    if plot_path:
+        from modelmem.plots import check_plot_path
 
+        check_plot_path(plot_path)
     model = _with_architecture(source)
-    result = Planner(model.spec, model.label).plan(
-        target.accelerator, request, target.device_bytes, target.name
-    )
-    data = {**result.to_dict(), "notes": [*target.notes, *result.notes]}
+    data = _plan_one(model, target, request)
+    if plot_path and data["options"]:
+        from modelmem.plots import write_plot
+
+        best = data["options"][0]
+        write_plot(
+            plot_path,
+            f"{data['model']} on {data['device']}: {best['label']}",
+            best["breakdown"]["components"],
+            budget_bytes=data["budget_bytes"],
+        )
     if as_json:
         _emit_json(data)
         return
     _render_plan(data)
+
+
+def _plan_one(model: Any, target: _Target, request: Any) -> dict[str, Any]:
+    from modelmem.plan import Planner
+
+    result = Planner(model.spec, model.label).plan(
+        target.accelerator, request, target.device_bytes, target.name
+    )
+    return {**result.to_dict(), "notes": [*target.notes, *result.notes]}
+
+
+def plan_data(
+    model: Any,
+    *,
+    device: str,
+    count: int = 1,
+    reserve: float = 0.05,
+    goal: str = "inference",
+    objective: str | None = None,
+    checkpointing: bool | None = None,
+    top: int = 5,
+    **opts: Any,
+) -> dict[str, Any]:
+    """What `plan SOURCE --device NAME --json` prints for one device (not `all`).
+
+    ``opts`` are the workload options by name (:data:`WORKLOAD_DEFAULTS` fills the rest).
+    """
+    unknown = set(opts) - set(WORKLOAD_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown workload options: {sorted(unknown)}")
+    request = _request(
+        goal,
+        {**WORKLOAD_DEFAULTS, **opts, "reserve": reserve},
+        count,
+        objective=objective,
+        checkpointing=checkpointing,
+        top=top,
+    )
+    return _plan_one(model, _Target(device, count), request)
 
 
 def _plan_all(source: str | None, request: Any, as_json: bool) -> None:
