@@ -10,7 +10,6 @@ oracle for every tensor's bytes.
 from __future__ import annotations
 
 import struct
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -311,15 +310,14 @@ def test_small_file_with_real_data(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- metadata and errors
 
 
-def test_large_vocabulary_reads_fast(tmp_path: Path) -> None:
+def test_large_vocabulary_is_skipped_not_decoded(tmp_path: Path) -> None:
     """A 152k-token vocabulary with 150k merges: gguf-py's GGUFReader takes tens of seconds
-    and hundreds of MB on such a header; the bounded scanner skips the strings."""
+    and hundreds of MB on such a header; the bounded scanner records the arrays' type and
+    length only (its time is in benchmarks/bench_sources.py, not asserted here)."""
     layout = gguf_layout(load_fixture("Qwen/Qwen2.5-1.5B"), tokens=151_936)
     layout.kv.append(("add_token_merges", [f"a{i} b{i}" for i in range(150_000)]))
     path = write_gguf(tmp_path / "vocab.gguf", layout)
-    start = time.perf_counter()
     model = read_gguf(path)
-    assert time.perf_counter() - start < 5.0
     assert model.token_count == 151_936
     merges = model.metadata["tokenizer.ggml.merges"]
     assert getattr(merges, "length", None) == 150_000
