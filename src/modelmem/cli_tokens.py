@@ -105,7 +105,7 @@ def tokens(
     local Hugging Face cache. In JSON, `ids` is the list for TEXT and, for a file or
     standard input, only with --ids (else null).
     """
-    from modelmem.tokens import count_file, count_stream, load_tokenizer, token_budget
+    from modelmem.tokens import count_file, count_stream, load_tokenizer
 
     if text is not None and file is not None:
         raise InvalidValueError("text", text, "give TEXT or --file, not both")
@@ -160,6 +160,26 @@ def tokens(
             "exact": result.exact,
         }
 
+    data = tokens_result(tok, count, ids, model, completion, kv_dtype, show_pieces, stream_info)
+    if as_json:
+        _emit_json(data)
+    else:
+        _render_tokens(data, show_ids, show_pieces)
+
+
+def tokens_result(
+    tok: Any,
+    count: int,
+    ids: list[int] | None,
+    model: Any,
+    completion: int,
+    kv_dtype: str,
+    show_pieces: bool,
+    stream_info: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """What `tokens --json` prints (the web API returns the same for a text)."""
+    from modelmem.tokens import token_budget
+
     data: dict[str, Any] = {
         "tokenizer": tok.name,
         "tokenizer_kind": tok.kind,
@@ -177,10 +197,31 @@ def tokens(
         budget = token_budget(model.spec, count, completion, kv_dtype=kv_dtype)
         data["model"] = model.label
         data.update(budget.to_dict())
-    if as_json:
-        _emit_json(data)
-    else:
-        _render_tokens(data, show_ids, show_pieces)
+    return data
+
+
+def text_tokens_data(
+    text: str,
+    *,
+    tokenizer: Any,
+    model: Any = None,
+    completion: int = 0,
+    kv_dtype: str = "bf16",
+    pieces: bool = False,
+    special: bool = True,
+) -> dict[str, Any]:
+    """`tokens TEXT --json` for a loaded tokenizer and a resolved model (or None)."""
+    if text == "":
+        raise InvalidValueError("text", text, "empty")
+    if model is None and completion != 0:
+        raise InvalidValueError("completion", completion, "needs --model")
+    ids = tokenizer.encode(text, special=special)
+    return tokens_result(tokenizer, len(ids), ids, model, completion, kv_dtype, pieces)
+
+
+def model_tokenizer(model: Any) -> Any:
+    """The tokenizer a resolved model names, found offline, or a clear error."""
+    return _model_tokenizer(model)
 
 
 def _render_tokens(data: dict[str, Any], show_ids: bool, show_pieces: bool) -> None:

@@ -386,3 +386,65 @@ def test_serve_is_a_documented_command(capsys: pytest.CaptureFixture[str]) -> No
     assert main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--host" in out and "--port" in out and "--allow-hub" in out
+
+
+# ------------------------------------------------------------------------------ tokens
+
+
+@pytest.mark.parametrize(
+    ("body", "args"),
+    [
+        (
+            {"text": "The evil that men do lives after them", "tokenizer": "cl100k_base"},
+            ["tokens", "The evil that men do lives after them", "--tokenizer", "cl100k_base"],
+        ),
+        (
+            {
+                "text": "hello world",
+                "tokenizer": "cl100k_base",
+                "source": "llama-3.1-8b",
+                "completion": 1000,
+                "kv_dtype": "fp8",
+                "pieces": True,
+            },
+            [
+                "tokens",
+                "hello world",
+                "--tokenizer",
+                "cl100k_base",
+                "--model",
+                "llama-3.1-8b",
+                "--completion",
+                "1000",
+                "--kv-dtype",
+                "fp8",
+                "--pieces",
+            ],
+        ),
+    ],
+)
+def test_tokens_endpoint_answers_with_the_cli_json(
+    client: TestClient, capsys: pytest.CaptureFixture[str], body: dict[str, Any], args: list[str]
+) -> None:
+    pytest.importorskip("tiktoken")
+    response = client.post("/api/tokens", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json() == cli_json(args, capsys)
+    if body["text"].startswith("The evil"):
+        assert response.json()["ids"] == [791, 14289, 430, 3026, 656, 6439, 1306, 1124]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "word"),
+    [
+        ({"text": "hi", "tokenizer": "/etc/passwd"}, 400, "reads no files"),
+        ({"text": "hi", "tokenizer": "../tokenizer.json"}, 400, "reads no files"),
+        ({"text": "hi"}, 400, "tokenizer"),
+        ({"text": "", "tokenizer": "cl100k_base"}, 422, "text"),
+        ({"text": "hi", "tokenizer": "cl100k_base", "completion": 5}, 400, "completion"),
+    ],
+)
+def test_tokens_bad_bodies(
+    client: TestClient, body: dict[str, Any], status: int, word: str
+) -> None:
+    assert_one_line_error(client.post("/api/tokens", json=body), status, word)

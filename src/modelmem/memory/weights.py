@@ -39,6 +39,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Final
 
 from modelmem.errors import InvalidValueError, UnknownNameError
@@ -161,14 +162,21 @@ def weight_schemes() -> tuple[str, ...]:
 
 
 def estimate_weights(spec: ModelSpec, scheme: str) -> WeightsEstimate:
+    """Exact weight bytes of ``spec`` under ``scheme`` (cached: a pure function of a frozen
+    spec and a name, asked for by every estimate and many times by a plan sweep)."""
+    if not isinstance(scheme, str):
+        raise InvalidValueError("dtype", scheme, "must be a string")
+    return _estimate_weights(spec, scheme)
+
+
+@lru_cache(maxsize=1024)
+def _estimate_weights(spec: ModelSpec, scheme: str) -> WeightsEstimate:
     """Exact weight bytes of ``spec`` stored under ``scheme``, tensor by tensor.
 
     Raises :class:`UnknownNameError` (field ``dtype``) for an unknown scheme, and
     :class:`InvalidValueError` where the real tool refuses the model (llama.cpp has no
     converter for the layout, or a row length fits no GGUF block).
     """
-    if not isinstance(scheme, str):
-        raise InvalidValueError("dtype", scheme, "must be a string")
     key = scheme.strip().lower()
     inventory = tensor_inventory(spec)
     if key in _FLOAT_SCHEMES:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 from typing import Literal
 
@@ -446,6 +447,9 @@ _BUILDERS = {
 }
 
 
+# Pure functions of a frozen, hashable spec returning immutable results: cached, since
+# every estimate starts from the inventory (a planner sweep asks for it thousands of times).
+@lru_cache(maxsize=512)
 def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     """Every parameter tensor of the model, tied weights once."""
     tensors = list(_BUILDERS[spec.layout](spec))
@@ -488,6 +492,7 @@ def inactive_expert_params(spec: ModelSpec, tensors: Iterable[ParamTensor]) -> i
     return sum(t.numel // e * (e - k) for t in tensors if t.component == EXPERTS)
 
 
+@lru_cache(maxsize=512)
 def count_params(spec: ModelSpec) -> ParamCount:
     """Exact parameter count and breakdown of ``spec``."""
     tensors = tensor_inventory(spec)

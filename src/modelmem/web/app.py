@@ -78,6 +78,19 @@ def _config_name(config: dict[str, Any]) -> str:
     return f"pasted {model_type}" if isinstance(model_type, str) else "pasted config"
 
 
+def _refuse_paths(field: str, text: str) -> None:
+    """Names only: text that names a file, folder or URL is refused."""
+    looks_like_path = (
+        text.startswith(("/", "~", ".", "\\")) or "/" in text or "\\" in text or "://" in text
+    )
+    try:
+        exists = Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        exists = False
+    if looks_like_path or exists:
+        raise InvalidValueError(field, text, "the web app reads no files: give a name")
+
+
 def resolve_web_source(source: str | dict[str, Any], *, allow_hub: bool) -> Any:
     """A :class:`~modelmem.model.sources.ResolvedModel` from a request's ``source``.
 
@@ -261,6 +274,22 @@ class PlanBody(_Workload):
 
 
 SweepValues = Annotated[list[Length], Field(min_length=1, max_length=MAX_SWEEP_POINTS)]
+
+
+class TokensBody(BaseModel):
+    """The options of ``modelmem tokens TEXT`` (a text, not a file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, Field(min_length=1, max_length=200_000)]
+    tokenizer: Name | None = Field(
+        default=None, description="A tiktoken encoding such as cl100k_base (no paths)."
+    )
+    source: SourceField | None = None
+    completion: Annotated[int, Field(ge=0, le=1 << 24)] = 0
+    kv_dtype: Name = "bf16"
+    pieces: bool = False
+    special: bool = True
 
 
 class InferenceSweepBody(InferenceBody):
@@ -452,6 +481,33 @@ def create_app(
     def params(body: ParamsBody) -> Any:
         """`modelmem params SOURCE --json`: parameter count, breakdown, rule of thumb."""
         return cli.params_data(model_of(body, architecture=False), **options(body))
+
+    @app.post("/api/tokens", **common)
+    def tokens(body: TokensBody) -> Any:
+        """`modelmem tokens TEXT --json`: token ids and count; with a source, the limit."""
+        from modelmem.cli_tokens import model_tokenizer, text_tokens_data
+        from modelmem.tokens import load_tokenizer
+
+        model = None
+        if body.source is not None:
+            model = resolve_web_source(body.source, allow_hub=allow_hub)
+            model = cli.require_architecture(model, "source")
+        if body.tokenizer is not None:
+            _refuse_paths("tokenizer", body.tokenizer)
+            tok = load_tokenizer(body.tokenizer)
+        elif model is not None:
+            tok = model_tokenizer(model)
+        else:
+            raise InvalidValueError("tokenizer", None, "give a tokenizer or a source")
+        return text_tokens_data(
+            body.text,
+            tokenizer=tok,
+            model=model,
+            completion=body.completion,
+            kv_dtype=body.kv_dtype,
+            pieces=body.pieces,
+            special=body.special,
+        )
 
     @app.post("/api/inference", **common)
     def inference(body: InferenceBody) -> Any:

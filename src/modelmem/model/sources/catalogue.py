@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
@@ -87,5 +87,12 @@ def get_entry(name: str) -> CatalogueEntry:
 
 def spec_from_entry(entry: CatalogueEntry) -> ModelSpec:
     """The entry's ModelSpec, with the catalogue's (documented) context length."""
+    return _spec_of(entry.name)
+
+
+@cache
+def _spec_of(name: str) -> ModelSpec:
+    """Built once per catalogue entry (the catalogue is read-only package data)."""
+    entry = load_catalogue()[name]
     spec = spec_from_config(entry.config, name=entry.name, where=f"catalogue:{entry.name}")
     return replace(spec, context_length=entry.context_length)
