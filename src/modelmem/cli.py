@@ -247,28 +247,31 @@ def _size(value: str | None, field: str) -> int | None:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def runtime_overhead_options() -> tuple[Callable[[F], F], ...]:
+    """--cuda-context and --allocator-reserve: the assumed runtime overheads of a device."""
+    return (
+        click.option(
+            "--cuda-context",
+            default="400MiB",
+            show_default=True,
+            help="Assumed CUDA context per device.",
+        ),
+        click.option(
+            "--allocator-reserve",
+            type=float,
+            default=0.05,
+            show_default=True,
+            help="Assumed caching-allocator slack as a fraction of the tensor peak.",
+        ),
+    )
+
+
 def _overhead_options(command: F) -> F:
     """--memory and the assumed runtime overheads, shared by the estimate commands."""
-    for option in reversed(
-        (
-            click.option(
-                "--memory", default=None, help="Device memory budget, e.g. 24GiB or 80GB."
-            ),
-            click.option(
-                "--cuda-context",
-                default="400MiB",
-                show_default=True,
-                help="Assumed CUDA context per device.",
-            ),
-            click.option(
-                "--allocator-reserve",
-                type=float,
-                default=0.05,
-                show_default=True,
-                help="Assumed caching-allocator slack as a fraction of the tensor peak.",
-            ),
-        )
-    ):
+    memory = click.option(
+        "--memory", default=None, help="Device memory budget, e.g. 24GiB or 80GB."
+    )
+    for option in reversed((memory, *runtime_overhead_options())):
         command = option(command)
     return command
 

@@ -19,6 +19,7 @@ from modelmem.cli import (
     _size,
     _targets,
     _with_architecture,
+    runtime_overhead_options,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -145,19 +146,7 @@ def _workload_options(command: F) -> F:
                 default=None,
                 help="FSDP sharding (ZeRO 0 / 2 / 3).",
             ),
-            click.option(
-                "--cuda-context",
-                default="400MiB",
-                show_default=True,
-                help="Assumed CUDA context per device.",
-            ),
-            click.option(
-                "--allocator-reserve",
-                type=float,
-                default=0.05,
-                show_default=True,
-                help="Assumed caching-allocator slack as a fraction of the tensor peak.",
-            ),
+            *runtime_overhead_options(),
         )
     ):
         command = option(command)
