@@ -432,6 +432,38 @@ def write_gguf(path: Path, layout: Layout, *, extend: bool = True) -> Path:
     return path
 
 
+def write_split_gguf(folder: Path, stem: str, layout: Layout, splits: int) -> list[Path]:
+    """``layout`` as gguf-split writes it: STEM-0000k-of-0000n.gguf, the metadata in the
+    first split, split.no / split.count / split.tensors.count in each, tensors shared out."""
+    paths = []
+    n = len(layout.tensors)
+    for k in range(splits):
+        part = layout.tensors[k * n // splits : (k + 1) * n // splits]
+        kv = layout.kv if k == 0 else []
+        split_kv = [
+            ("add_uint16", ("split.no", k)),
+            ("add_uint16", ("split.count", splits)),
+            ("add_int32", ("split.tensors.count", n)),
+        ]
+        shard = Layout(layout.arch, layout.spec, list(part), kv, layout.file_type)
+        path = folder / f"{stem}-{k + 1:05d}-of-{splits:05d}.gguf"
+        w = _writer(path, shard)
+        for method, (key, value) in split_kv:
+            getattr(w, method)(key, value)
+        for t in part:
+            w.add_tensor_info(t.name, t.shape, np.dtype(np.float32), t.nbytes, raw_dtype=t.qtype)
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_ti_data_to_file()
+        w.close()
+        align = gguf.GGUF_DEFAULT_ALIGNMENT
+        data = sum(gguf.GGUFWriter.ggml_pad(t.nbytes, align) for t in part)
+        with path.open("r+b") as f:
+            f.truncate(gguf.GGUFWriter.ggml_pad(path.stat().st_size, align) + data)
+        paths.append(path)
+    return paths
+
+
 SMALL_LLAMA: dict[str, Any] = {
     "model_type": "llama",
     "vocab_size": 256,

@@ -392,3 +392,33 @@ def test_folder_and_missing_file(tmp_path: Path) -> None:
         read_gguf(tmp_path)
     with pytest.raises(SourceError, match="cannot read"):
         read_gguf(tmp_path / "absent.gguf")
+
+
+# ------------------------------------------------------------------------- split files
+
+
+def test_split_files_read_as_one_model(tmp_path: Path) -> None:
+    from ..gguf_builder import write_split_gguf
+
+    config = load_fixture("meta-llama/Llama-3.1-8B")
+    layout = gguf_layout(config)
+    paths = write_split_gguf(tmp_path, "llama-3.1-8b-bf16", layout, 3)
+    whole = read_gguf(write_gguf(tmp_path / "whole.gguf", layout))
+    for path in (paths[0], paths[2]):  # any split names the whole model
+        model = read_gguf(path)
+        assert model.checkpoint.files == 3
+        assert model.checkpoint.total_bytes == whole.checkpoint.total_bytes == layout.total_bytes
+        assert model.checkpoint.total_params == whole.checkpoint.total_params
+        assert model.spec == whole.spec
+
+
+def test_a_missing_split_is_named(tmp_path: Path) -> None:
+    from ..gguf_builder import write_split_gguf
+
+    paths = write_split_gguf(tmp_path, "m", gguf_layout(load_fixture("Qwen/Qwen3-0.6B")), 3)
+    paths[1].unlink()
+    with pytest.raises(SourceError, match=r"split 2 of 3 is missing: m-00002-of-00003\.gguf"):
+        read_gguf(paths[0])
+    paths[0].rename(tmp_path / "renamed.gguf")
+    with pytest.raises(SourceError, match="name is not PREFIX"):
+        read_gguf(tmp_path / "renamed.gguf")

@@ -29,6 +29,7 @@ the spec, so a GGUF and the config.json it came from give the same parameter cou
 from __future__ import annotations
 
 import mmap
+import re
 import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,9 @@ MAX_KV: Final[int] = 1 << 16  # real files have a few dozen keys
 MAX_DIMS: Final[int] = 4  # GGML_MAX_DIMS
 MAX_NAME_BYTES: Final[int] = 64  # GGML_MAX_NAME: llama.cpp refuses longer tensor names
 MAX_KEY_BYTES: Final[int] = 1 << 16
+MAX_SPLITS: Final[int] = 9999  # llama.cpp names splits -%05d-of-%05d
+# llama.cpp's llama_split_path: PREFIX-00001-of-00003.gguf
+_SPLIT_NAME: Final = re.compile(r"(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf")
 MAX_ELEMENTS: Final[int] = 1 << 48  # per tensor; 1000× the largest tensor of any model
 _KEEP_ARRAY: Final[int] = 4096  # metadata arrays up to this length are kept as lists
 # Smallest encodings, used to bound counts by the bytes left in the file.
@@ -640,6 +644,53 @@ def _notes(arch: str, names: set[str], tensors: tuple[_TensorInfo, ...], note: s
     return notes
 
 
+def _split_paths(path: Path, metadata: Mapping[str, object]) -> list[Path]:
+    """Every file of a split model (gguf-split / llama.cpp), or [] for a single file."""
+    count = metadata.get(_K.Split.LLM_KV_SPLIT_COUNT)
+    if count is None or count == 1:
+        return []
+    if not isinstance(count, int) or not 1 <= count <= MAX_SPLITS:
+        raise SourceError(str(path), f"split.count={count!r} is not a count of files")
+    named = _SPLIT_NAME.fullmatch(path.name)
+    if named is None or int(named["count"]) != count:
+        raise SourceError(
+            str(path), f"split.count={count} but the name is not PREFIX-0000k-of-{count:05d}.gguf"
+        )
+    return [
+        path.with_name(f"{named['prefix']}-{i:05d}-of-{count:05d}.gguf")
+        for i in range(1, count + 1)
+    ]
+
+
+def _join_splits(path: Path, header: _Header, shards: list[Path]) -> _Header:
+    """The first split's metadata with every split's tensors (each split scanned alone)."""
+    headers = []
+    for i, shard in enumerate(shards):
+        if not shard.is_file():
+            raise SourceError(str(path), f"split {i + 1} of {len(shards)} is missing: {shard.name}")
+        headers.append(header if shard == path else _open_and_scan(shard))
+        number = headers[-1].metadata.get(_K.Split.LLM_KV_SPLIT_NO)
+        if number != i:
+            raise SourceError(str(shard), f"split.no={number!r}, expected {i}")
+    tensors = tuple(t for h in headers for t in h.tensors)
+    names = [t.name for t in tensors]
+    if len(set(names)) != len(names):
+        raise SourceError(str(path), "the splits hold a tensor twice")
+    expected = headers[0].metadata.get(_K.Split.LLM_KV_SPLIT_TENSORS_COUNT)
+    if expected is not None and expected != len(tensors):
+        raise SourceError(
+            str(path), f"split.tensors.count={expected!r} but the splits hold {len(tensors):,}"
+        )
+    first = headers[0]
+    return _Header(
+        first.version,
+        first.metadata,
+        tensors,
+        first.data_offset,
+        sum(h.file_bytes for h in headers),
+    )
+
+
 def read_gguf(path: Path) -> GgufModel:
     """Read a GGUF file's header into a ModelSpec and a Checkpoint of its tensors.
 
@@ -649,6 +700,9 @@ def read_gguf(path: Path) -> GgufModel:
     path = Path(path)
     where = str(path)
     header = _open_and_scan(path)
+    shards = _split_paths(path, header.metadata)
+    if shards:
+        header = _join_splits(path, header, shards)
     metadata = header.metadata
     arch = metadata.get(_K.General.ARCHITECTURE)
     if not isinstance(arch, str):
@@ -680,7 +734,7 @@ def read_gguf(path: Path) -> GgufModel:
         file_format="gguf",
         tensors=stored,
         quantization=quantization,
-        files=1,
+        files=len(shards) or 1,
         notes=tuple(_notes(arch, set(tensors), header.tensors, _ARCHES[arch].note)),
     )
     tokens = metadata.get(_K.Tokenizer.LIST)
