@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import timeit
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -123,6 +123,40 @@ def in_process_row() -> list[Result]:
     return [first, steady]
 
 
+def _per_call(name: str, once: Callable[[], object], note: str) -> Result:
+    timer = timeit.Timer(once)
+    number, _ = timer.autorange()
+    per_call = [t / number * 1e6 for t in timer.repeat(repeat=5, number=number)]
+    return Result(name, "µs", per_call, note=f"timeit: 5 repeats × {number} calls; {note}")
+
+
+def estimator_rows() -> list[Result]:
+    """One estimate in this process, per call, from a resolved spec: the pure estimators
+    alone (target: tens of µs)."""
+    from modelmem.memory.inference import InferenceWorkload, estimate_inference
+    from modelmem.memory.training import TrainingWorkload, estimate_training
+    from modelmem.model.sources import resolve
+
+    spec = resolve(MODEL_8B).spec
+    assert spec is not None
+    inference = InferenceWorkload(batch=1, context=8192)
+    training = TrainingWorkload(batch=1, seq=2048)
+    estimate_inference(spec, inference)  # first calls fill the per-spec caches
+    estimate_training(spec, training)
+    return [
+        _per_call(
+            f"in-process estimate_inference ({MODEL_8B}, b1, ctx 8192)",
+            lambda: estimate_inference(spec, inference),
+            "bf16, transformers engine",
+        ),
+        _per_call(
+            f"in-process estimate_training ({MODEL_8B}, b1, seq 2048)",
+            lambda: estimate_training(spec, training),
+            "amp-bf16, AdamW",
+        ),
+    ]
+
+
 def _peak(stdout: str) -> tuple[int | None, str]:
     try:
         data = json.loads(stdout)
@@ -151,7 +185,17 @@ def run(quick: bool) -> list[Result]:
             target=150,
         )
     )
+    results.append(
+        subprocess_row(
+            f"CLI cold start: modelmem inference {MODEL_8B} --json",
+            [*cli, "inference", MODEL_8B, "--json"],
+            5,
+            "ms",
+            target=150,
+        )
+    )
     results.extend(in_process_row())
+    results.extend(estimator_rows())
     if quick:
         return results
     results.append(
@@ -171,7 +215,8 @@ def run(quick: bool) -> list[Result]:
         )
     )
     measured: dict[str, Result] = {}
-    for model, target in ((MODEL_8B, 5.0), (MODEL_70B, 15.0)):
+    # the issue's target for an 8B-shaped training step: under 30 s on 2 cores
+    for model, target in ((MODEL_8B, 30.0), (MODEL_70B, 15.0)):
         measured[model] = subprocess_row(
             f"modelmem measure {model} (b1, s2048, amp-bf16)",
             [*cli, "measure", model, *MEASURE_ARGS],

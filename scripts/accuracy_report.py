@@ -1,4 +1,6 @@
-"""Regenerate docs/accuracy.md: every estimator against fake-tensor measurement.
+"""Regenerate docs/accuracy.md: every estimator against fake-tensor measurement, and
+estimates against published figures whose settings are known (engine logs, GGUF files,
+DeepSpeed's estimator, papers; the rows live in src/modelmem/data/published.json).
 
 Run: .venv/bin/python scripts/accuracy_report.py   (needs the `measure` extra; minutes)
 """
@@ -13,6 +15,7 @@ import torch
 import transformers
 
 from modelmem import __version__
+from modelmem.measure.published import PublishedResult, compare_published
 from modelmem.measure.validate import FULL_GRID, validate
 from modelmem.units import format_bytes_binary
 
@@ -43,8 +46,50 @@ it carries a 10 % tolerance for that reason.
 |---|---|---:|---:|---:|---:|
 """
 
+PUBLISHED_HEADER = """
+## Estimates against published figures
+
+Figures that engines, papers and docs printed, with the settings that produced them known,
+beside the modelmem estimate of the same quantity (`modelmem.measure.published`; the rows,
+each with its source and the assumptions that map it onto modelmem, are data in
+`src/modelmem/data/published.json`, and `tests/robustness/test_published_figures.py` fails
+when a row leaves its tolerance). Error = (estimate − published) / published. A tolerance of
+0 means equal to the byte; a non-zero tolerance covers the rounding of the printed figure, a
+file's header and vocabulary, or an approximate model (llama.cpp's compute buffer). Where a
+tool prints "GB" for GiB (DeepSpeed, SGLang, llama.cpp's quantize table), the figure is
+given in GiB.
+
+| what | published | estimate | error | tolerance | source | assumptions |
+|---|---:|---:|---:|---:|---|---|
+"""
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _published_lines(results: list[PublishedResult]) -> list[str]:
+    lines = [PUBLISHED_HEADER]
+    for r in results:
+        mark = "" if r.passed else " **(outside)**"
+        row = r.row
+        lines.append(
+            f"| {_cell(row.what)} | {row.figure} | {r.estimate_bytes:,} B "
+            f"({format_bytes_binary(r.estimate_bytes)}) | {r.error:+.3%}{mark} | "
+            f"±{row.tolerance:.2%} | [{_cell(row.source)}]({row.url}) | "
+            f"{_cell(row.assumptions)} |\n"
+        )
+    worst = max(results, key=lambda r: abs(r.error))
+    lines.append(
+        f"\n{len(results)} rows; {sum(r.passed for r in results)} within tolerance; "
+        f"{sum(r.error == 0 for r in results)} equal to the byte; largest error "
+        f"{worst.error:+.2%} ({worst.row.what}).\n"
+    )
+    return lines
+
 
 def main() -> int:
+    published = compare_published()
     rows = validate(FULL_GRID)
     lines = [
         HEADER.format(
@@ -66,9 +111,10 @@ def main() -> int:
         f"\n{len(rows)} rows; {sum(r.passed for r in rows)} within tolerance; largest error "
         f"{worst.error:+.2%} ({worst.case.model}, {worst.case.label}).\n"
     )
+    lines += _published_lines(published)
     OUT.write_text("".join(lines))
     print("".join(lines))
-    return 0 if all(r.passed for r in rows) else 1
+    return 0 if all(r.passed for r in [*rows, *published]) else 1
 
 
 if __name__ == "__main__":

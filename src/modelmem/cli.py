@@ -8,6 +8,7 @@ library are caught once, in :func:`main`, and printed as one line with exit code
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -42,6 +43,13 @@ def cli() -> None:
     """
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Refuse "nan" and "inf", which click's float type accepts."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value!r} is not a finite number", ctx, param)
+    return value
+
+
 # ----------------------------------------------------------------------------- params
 
 
@@ -63,6 +71,7 @@ def cli() -> None:
 @click.option(
     "--train-factor",
     type=float,
+    callback=_finite,
     default=None,
     help="Override the training factor (2–4 × inference); default follows the optimizer.",
 )
@@ -259,6 +268,7 @@ def runtime_overhead_options() -> tuple[Callable[[F], F], ...]:
         click.option(
             "--allocator-reserve",
             type=float,
+            callback=_finite,
             default=0.05,
             show_default=True,
             help="Assumed caching-allocator slack as a fraction of the tensor peak.",
@@ -485,7 +495,7 @@ def inference_data(
 
     spec = model.spec
     budget = _size(memory, "memory")
-    ctx = context or min(spec.context_length, 8192)
+    ctx = context if context is not None else min(spec.context_length, 8192)
     engine = engine or ("llama.cpp" if model.kind == "gguf" else "transformers")
     stored = model.checkpoint.weights_estimate() if model.checkpoint and dtype is None else None
     dtype = dtype or (_compute_dtype(model.checkpoint) if stored else DEFAULT_DTYPE)
@@ -670,6 +680,65 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
     help="FSDP sharding (same model-state sharding as ZeRO 0 / 2 / 3).",
 )
 @click.option("--devices", type=int, default=1, show_default=True, help="Data-parallel ranks.")
+@click.option(
+    "--offload-optimizer",
+    type=click.Choice(["none", "cpu", "nvme"]),
+    default="none",
+    show_default=True,
+    help="ZeRO-Offload: optimizer states (and fp32 gradients) on the CPU or NVMe (ZeRO 1-3).",
+)
+@click.option(
+    "--offload-param",
+    type=click.Choice(["none", "cpu", "nvme"]),
+    default="none",
+    show_default=True,
+    help="ZeRO-3 parameter offload: the parameter partition on the CPU or NVMe.",
+)
+@click.option(
+    "--fsdp-offload",
+    is_flag=True,
+    help="FSDP CPUOffload(offload_params=True) with --fsdp full-shard: parameters, "
+    "gradients and optimizer states on the CPU.",
+)
+@click.option(
+    "--nodes", type=int, default=1, show_default=True, help="Hosts (host memory is per node)."
+)
+@click.option(
+    "--zero-init/--no-zero-init",
+    default=True,
+    show_default=True,
+    help="Model built under deepspeed.zero.Init (DeepSpeed's ZeRO-3 estimator only).",
+)
+@click.option("--tp", type=int, default=1, show_default=True, help="Tensor-parallel size.")
+@click.option("--pp", type=int, default=1, show_default=True, help="Pipeline-parallel stages.")
+@click.option("--sp", is_flag=True, help="Sequence parallelism (Megatron, needs --tp > 1).")
+@click.option(
+    "--paged-optimizer",
+    is_flag=True,
+    help="bitsandbytes paged optimizer: states in CUDA unified memory, counted off-device.",
+)
+@click.option(
+    "--optimizer-in-backward",
+    is_flag=True,
+    help="Step each parameter in its gradient hook: no full gradient buffer.",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["full", "chunked", "fused"]),
+    default=None,
+    help="full fp32 logits (transformers), chunked (torchtune) or fused linear "
+    "cross-entropy (Liger). Default: full, or chunked with --loss-chunks.",
+)
+@click.option("--loss-chunks", type=int, default=None, help="Chunks of the chunked loss (8).")
+@click.option(
+    "--deepspeed",
+    "deepspeed_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="DS_CONFIG.json",
+    help="Read ZeRO stage, offload, bf16/fp16, micro-batch, accumulation, optimizer from "
+    'a DeepSpeed config ("auto" keeps the option given here).',
+)
 @_overhead_options
 @click.option(
     "--plot",
@@ -698,14 +767,42 @@ def train(
     zero: int,
     fsdp: str | None,
     devices: int,
+    offload_optimizer: str,
+    offload_param: str,
+    fsdp_offload: bool,
+    nodes: int,
+    zero_init: bool,
+    tp: int,
+    pp: int,
+    sp: bool,
+    paged_optimizer: bool,
+    optimizer_in_backward: bool,
+    loss: str | None,
+    loss_chunks: int | None,
+    deepspeed_path: str | None,
     memory: str | None,
     cuda_context: str,
     allocator_reserve: float,
     plot_path: str | None,
     as_json: bool,
 ) -> None:
-    """Peak memory of a full training step of SOURCE on one device, with every term."""
+    """Peak memory of a training step of SOURCE on the most loaded device, with every term."""
+    from modelmem.errors import SourceError
+
     _check_plot(plot_path)
+    deepspeed: Any = None
+    if deepspeed_path is not None:
+        try:
+            with open(deepspeed_path, "rb") as f:
+                raw = f.read(1 << 20 + 1)
+        except OSError as exc:
+            raise SourceError(deepspeed_path, f"cannot read: {exc.strerror}") from None
+        if len(raw) > 1 << 20:
+            raise SourceError(deepspeed_path, "DeepSpeed config over 1 MiB")
+        try:
+            deepspeed = json.loads(raw)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SourceError(deepspeed_path, f"not JSON: {exc}") from None
     model = _with_architecture(source)
     options: dict[str, Any] = dict(
         recipe=recipe,
@@ -724,6 +821,19 @@ def train(
         zero=zero,
         fsdp=fsdp,
         devices=devices,
+        offload_optimizer=offload_optimizer,
+        offload_param=offload_param,
+        fsdp_offload=fsdp_offload,
+        nodes=nodes,
+        zero_init=zero_init,
+        tp=tp,
+        pp=pp,
+        sp=sp,
+        paged_optimizer=paged_optimizer,
+        optimizer_in_backward=optimizer_in_backward,
+        loss=loss,
+        loss_chunks=loss_chunks,
+        deepspeed=deepspeed,
         memory=memory,
         cuda_context=cuda_context,
         allocator_reserve=allocator_reserve,
@@ -763,6 +873,19 @@ def train_data(
     zero: int = 0,
     fsdp: str | None = None,
     devices: int = 1,
+    offload_optimizer: str = "none",
+    offload_param: str = "none",
+    fsdp_offload: bool = False,
+    nodes: int = 1,
+    zero_init: bool = True,
+    tp: int = 1,
+    pp: int = 1,
+    sp: bool = False,
+    paged_optimizer: bool = False,
+    optimizer_in_backward: bool = False,
+    loss: str | None = None,
+    loss_chunks: int | None = None,
+    deepspeed: Any = None,
     memory: str | None = None,
     cuda_context: str = "400MiB",
     allocator_reserve: float = 0.05,
@@ -770,22 +893,52 @@ def train_data(
     """What `train --json` prints for a resolved model with an architecture.
 
     The keyword arguments are the command's options, with the same defaults; the web
-    API calls this too, so both answer with the same JSON.
+    API calls this too, so both answer with the same JSON. ``deepspeed`` is a parsed
+    DeepSpeed config object: the values it sets win over the options (``"auto"`` keeps
+    them).
     """
     from fractions import Fraction
 
+    from modelmem.errors import InvalidValueError
     from modelmem.formats import get_format
+    from modelmem.memory.deepspeed import parse_deepspeed_config
     from modelmem.memory.parallel import FSDP_TO_ZERO
     from modelmem.memory.rules import rule_of_thumb
     from modelmem.memory.training import TrainingWorkload, estimate_training
 
     spec = model.spec
     adapter = model.adapter
+    ds_notes: list[str] = []
+    if deepspeed is not None:
+        if fsdp:
+            raise InvalidValueError(
+                "deepspeed", "config", "DeepSpeed and --fsdp exclude each other"
+            )
+        settings = parse_deepspeed_config(deepspeed, data_parallel=devices)
+        taken = settings.options()
+        zero = taken.get("zero", zero)
+        offload_optimizer = taken.get("offload_optimizer", offload_optimizer)
+        offload_param = taken.get("offload_param", offload_param)
+        recipe = taken.get("recipe", recipe)
+        batch = taken.get("batch", batch)
+        grad_accumulation = taken.get("grad_accumulation", grad_accumulation)
+        optimizer = taken.get("optimizer", optimizer)
+        checkpointing = taken.get("checkpointing", checkpointing)
+        shown = ", ".join(f"{k}={v}" for k, v in taken.items()) or "nothing (all auto)"
+        ds_notes.append(f"from the DeepSpeed config: {shown}")
+        ds_notes.extend(settings.notes)
+    if fsdp_offload:
+        if fsdp != "full-shard":
+            raise InvalidValueError(
+                "fsdp_offload", True, f"modelled with fsdp full-shard, not {fsdp}"
+            )
+        offload_optimizer = offload_param = "cpu"
+    loss = loss or ("chunked" if loss_chunks else "full")
     method = method or ("lora" if adapter is not None else "full")
     targets = _targets(lora_targets)
     notes: list[str] = list(model.notes)
     if adapter is not None and method != "full":
-        lora_rank = lora_rank or adapter.rank
+        lora_rank = adapter.rank if lora_rank is None else lora_rank
         dora = dora or adapter.dora
         if targets is None and not adapter.targets_regex and adapter.targets:
             targets = adapter.targets
@@ -806,12 +959,24 @@ def train_data(
         attention=attention,
         grad_accumulation=grad_accumulation,
         method=method,
-        lora_rank=lora_rank or 16,
+        lora_rank=16 if lora_rank is None else lora_rank,
         lora_targets=targets,
         dora=dora,
         qlora_scheme=qlora_scheme,
         zero=FSDP_TO_ZERO[fsdp] if fsdp else zero,
         devices=devices,
+        fsdp=fsdp is not None,
+        offload_optimizer=offload_optimizer,
+        offload_param=offload_param,
+        nodes=nodes,
+        zero_init=zero_init,
+        tp=tp,
+        pp=pp,
+        sp=sp,
+        paged_optimizer=paged_optimizer,
+        optimizer_in_backward=optimizer_in_backward,
+        loss=loss,
+        loss_chunks=loss_chunks or 8,
         cuda_context_bytes=_size(cuda_context, "cuda_context") or 0,
         allocator_reserve=Fraction(allocator_reserve).limit_denominator(10_000),
     )
@@ -832,8 +997,31 @@ def train_data(
             "format": "fp32",
             "optimizer": "adamw",
         },
+        "zero": workload.zero,
+        "grad_accumulation": workload.grad_accumulation,
+        "optimizer": workload.optimizer,
+        "checkpointing": workload.checkpointing,
+        "loss": workload.loss,
+        "parallel": {
+            "dp": workload.devices,
+            "tp": workload.tp,
+            "pp": workload.pp,
+            "sp": workload.sp,
+            "nodes": workload.nodes,
+        },
+        "total_devices": est.total_devices,
+        "stage": est.stage,
+        "stage_peaks": est.stage_peaks,
+        "offloaded": [o.to_dict() for o in est.offloaded],
+        "host_bytes_per_device": est.off_device_bytes("cpu"),
+        "host_bytes": est.per_node_bytes("cpu"),
+        "nvme_bytes": est.per_node_bytes("nvme"),
     }
-    data["notes"][:0] = notes
+    if workload.loss == "chunked":
+        data["loss_chunks"] = workload.loss_chunks
+    if est.deepspeed_estimator is not None:
+        data["deepspeed_estimator"] = est.deepspeed_estimator
+    data["notes"][:0] = notes + ds_notes
     if adapter is not None:
         data["adapter"] = adapter_json(model)
         data["trainable_params_adapter"] = data["adapter"]["trainable_params"]
@@ -852,6 +1040,40 @@ def _render_training(label: str, data: dict[str, Any]) -> None:
     console = _print_breakdown(title, data)
     moments = ", ".join(f"{k} {format_bytes_both(v)}" for k, v in data["moments"].items())
     console.print(f"tensor peak by moment of the step: {moments}")
+    if data["total_devices"] > 1:
+        par = data["parallel"]
+        console.print(
+            f"per device of {data['total_devices']} (dp {par['dp']} × tp {par['tp']} × pp "
+            f"{par['pp']}{', sp' if par['sp'] else ''}); priced stage: {data['stage']}"
+            + (
+                " ("
+                + ", ".join(f"{k} {format_bytes_both(v)}" for k, v in data["stage_peaks"].items())
+                + ")"
+                if len(data["stage_peaks"]) > 1
+                else ""
+            )
+        )
+    for part in data["offloaded"]:
+        console.print(
+            f"off the device ({part['where']}): {part['name']} "
+            f"{format_bytes_both(part['bytes'])} per device — {part['how']}"
+        )
+    if data["offloaded"]:
+        console.print(
+            f"host memory per node: {format_bytes_both(data['host_bytes'])}"
+            + (
+                f"; NVMe per node: {format_bytes_both(data['nvme_bytes'])}"
+                if data["nvme_bytes"]
+                else ""
+            )
+        )
+    ds = data.get("deepspeed_estimator")
+    if ds is not None:
+        console.print(
+            f"DeepSpeed's {ds['function']} (model states only): "
+            f"{format_bytes_both(ds['gpu_bytes'])} per GPU, "
+            f"{format_bytes_both(ds['cpu_bytes'])} CPU per node"
+        )
     rule = data["rule_of_thumb"]
     console.print(
         f"rule of thumb (fp32 + AdamW): training ≈ 4 × inference = "

@@ -317,7 +317,12 @@ def _from_hub_cache(repo_id: str, cache_dir: str | None) -> Tokenizer | None:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
-    found = try_to_load_from_cache(repo_id, "tokenizer.json", cache_dir=cache_dir)
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        found = try_to_load_from_cache(repo_id, "tokenizer.json", cache_dir=cache_dir)
+    except HFValidationError:  # not a repo id the Hub allows (too long, bad characters)
+        return None
     if not isinstance(found, str):  # None, or the "known not to exist" marker
         return None
     return _from_tokenizer_json(Path(found), repo_id)

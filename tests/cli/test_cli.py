@@ -185,6 +185,106 @@ def test_train_json_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert isinstance(data["fits"], bool)
 
 
+def test_train_deepspeed_config_sets_the_workload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = {
+        "bf16": {"enabled": "auto"},
+        "zero_optimization": {
+            "stage": 3,
+            "offload_optimizer": {"device": "cpu"},
+            "offload_param": {"device": "cpu"},
+        },
+        "train_micro_batch_size_per_gpu": 2,
+        "gradient_accumulation_steps": "auto",
+    }
+    path = tmp_path / "ds_config.json"
+    path.write_text(json.dumps(config))
+    args = ["train", "llama-3.1-8b", "--deepspeed", str(path), "--devices", "8", "--seq", "16"]
+    data = run_json([*args, "--recipe", "mixed-bf16", "--grad-accumulation", "4"], capsys)
+    # stage, offload and micro-batch from the file; recipe and accumulation ("auto") from here
+    assert (data["zero"], data["batch"], data["grad_accumulation"]) == (3, 2, 4)
+    assert data["recipe"] == "mixed-bf16"
+    assert {o["name"] for o in data["offloaded"]} == {"optimizer_states", "gradients", "weights"}
+    assert data["host_bytes"] == 8 * data["host_bytes_per_device"] > 0
+    assert data["nvme_bytes"] == 0
+    ds = data["deepspeed_estimator"]
+    assert ds["function"] == "estimate_zero3_model_states_mem_needs"
+    assert (ds["gpu_bytes"], ds["cpu_bytes"]) == (2_101_346_304, 216_817_053_696)
+    assert any("DeepSpeed config" in n for n in data["notes"])
+
+
+def test_train_model_parallel_json(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "llama-3.1-8b", "--tp", "8", "--pp", "4", "--sp", "--devices", "2"]
+    data = run_json([*args, "--grad-accumulation", "8"], capsys)
+    assert data["total_devices"] == data["devices"] == 64
+    assert data["parallel"] == {"dp": 2, "tp": 8, "pp": 4, "sp": True, "nodes": 1}
+    assert set(data["stage_peaks"]) == {"first", "last"}
+    assert data["total_bytes"] == max(data["stage_peaks"].values())
+
+
+def test_train_step_options_json(capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["train", "qwen3-0.6b", "--recipe", "pure-bf16", "--batch", "4"]
+    full = run_json(base, capsys)
+    chunked = run_json([*base, "--loss-chunks", "4"], capsys)
+    fused = run_json([*base, "--loss", "fused"], capsys)
+    assert (chunked["loss"], chunked["loss_chunks"], fused["loss"]) == ("chunked", 4, "fused")
+    assert fused["moments"]["loss"] < chunked["moments"]["loss"] < full["moments"]["loss"]
+    paged = run_json([*base, "--optimizer", "adamw-8bit", "--paged-optimizer"], capsys)
+    assert paged["offloaded"][0]["where"] == "cpu" and paged["host_bytes"] > 0
+    in_bwd = run_json([*base, "--optimizer-in-backward"], capsys)
+    assert in_bwd["moments"]["backward end"] < full["moments"]["backward end"]
+
+
+def test_train_table_shows_offload_and_parallel(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        ["train", "qwen3-0.6b", "--zero", "2", "--devices", "2", "--offload-optimizer", "cpu"],
+        capsys,
+    )
+    assert code == 0 and "off the device (cpu)" in out and "host memory per node" in out
+    assert "estimate_zero2_model_states_mem_needs" in out
+
+
+@pytest.mark.parametrize(
+    ("config", "needle"),
+    [
+        ('{"zero_optimization": {"stage": 7}}', "zero_optimization.stage"),
+        ('{"zero_optimization": {"offload_param": {"device": "ssd"}}}', "offload_param.device"),
+        ('{"train_micro_batch_size_per_gpu": "four"}', "train_micro_batch_size_per_gpu"),
+        ("{not json", "not JSON"),
+    ],
+)
+def test_train_bad_deepspeed_config(
+    config: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ds.json"
+    path.write_text(config)
+    code, out, err = run(["train", "qwen3-0.6b", "--deepspeed", str(path)], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--tp", "3"], "tp=3"),
+        (["--pp", "1000"], "pp=1000"),
+        (["--sp"], "sp=True"),
+        (["--offload-optimizer", "cpu"], "offload_optimizer='cpu'"),
+        (["--zero", "2", "--offload-param", "cpu"], "offload_param='cpu'"),
+        (["--fsdp", "shard-grad-op", "--fsdp-offload"], "fsdp_offload"),
+        (["--optimizer-in-backward", "--grad-accumulation", "2"], "optimizer_in_backward"),
+        (["--deepspeed", "missing-ds.json"], "missing-ds.json"),
+    ],
+)
+def test_train_rejects_bad_parallel_options(
+    args: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["train", "qwen3-0.6b", *args], capsys)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and needle in err
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

@@ -191,3 +191,73 @@ def test_qlora_base_is_smaller_than_lora_and_says_it_is_not_measured() -> None:
 def test_lora_under_autocast_is_refused_not_guessed() -> None:
     with pytest.raises(InvalidValueError, match="recipe"):
         TrainingWorkload(method="lora", recipe="amp-bf16")
+
+
+LOSS = {"batch": 2, "seq": 4096, "recipe": "pure-bf16", "optimizer_impl": "fused"}
+V, H, BS = 128256, 4096, 2 * 4096
+
+
+def test_chunked_loss_of_one_chunk_is_the_full_loss() -> None:
+    full = estimate_training(LLAMA8B, TrainingWorkload(**LOSS))  # type: ignore[arg-type]
+    one = estimate_training(LLAMA8B, TrainingWorkload(loss="chunked", loss_chunks=1, **LOSS))  # type: ignore[arg-type]
+    assert full.moments == one.moments
+
+
+def test_chunked_loss_by_hand() -> None:
+    full = estimate_training(LLAMA8B, TrainingWorkload(**LOSS))  # type: ignore[arg-type]
+    est = estimate_training(LLAMA8B, TrainingWorkload(loss="chunked", loss_chunks=8, **LOSS))  # type: ignore[arg-type]
+    # full: 2 + 4 + 4 B per (token × V) at the loss; chunked: 2 B for all tokens, the fp32
+    # copy and log-softmax for 8192/8 = 1024 tokens at a time
+    assert full.moments["loss"] - est.moments["loss"] == 8 * BS * V - 8 * 1024 * V
+    # backward start: 12 B per (token × V) → the 16-bit logits of the other 7 chunks + 12 B × 1024
+    assert est.moments["backward start"] - full.moments["backward start"] == (
+        2 * 7 * 1024 * V + 12 * 1024 * V - 12 * BS * V
+    )
+
+
+def test_fused_linear_cross_entropy_by_hand() -> None:
+    full = estimate_training(LLAMA8B, TrainingWorkload(**LOSS))  # type: ignore[arg-type]
+    est = estimate_training(LLAMA8B, TrainingWorkload(loss="fused", **LOSS))  # type: ignore[arg-type]
+    # Liger chunk: next_pow2(⌈8192 / ⌈128256/4096⌉⌉) = next_pow2(8192/32) = 256 tokens;
+    # loss: 256·V·2 B logits + b·s·h·2 B input gradient + V·h·2 B head weight gradient
+    held = BS * H * 2 + V * H * 2
+    assert est.moments["loss"] - full.moments["loss"] == 256 * V * 2 + held - 10 * BS * V
+    assert est.moments["backward start"] - full.moments["backward start"] == held - 12 * BS * V
+
+
+def test_paged_optimizer_states_are_counted_off_the_device() -> None:
+    w = TrainingWorkload(recipe="pure-bf16", optimizer="adamw-8bit", paged_optimizer=True, seq=16)
+    est = estimate_training(LLAMA8B, w)
+    plain = estimate_training(
+        LLAMA8B, TrainingWorkload(recipe="pure-bf16", optimizer="adamw-8bit", seq=16)
+    )
+    states = plain.breakdown.get("optimizer_states").bytes
+    assert est.off_device_bytes("cpu") == states
+    assert [o.name for o in est.offloaded] == ["optimizer_states"]
+    assert "unified memory" in est.offloaded[0].how
+    # off the device, and bitsandbytes steps without a foreach copy
+    assert est.moments["optimizer step"] == 2 * PARAMS + 2 * PARAMS
+
+
+def test_optimizer_in_backward_keeps_one_gradient() -> None:
+    w = TrainingWorkload(recipe="pure-bf16", optimizer_in_backward=True, seq=16)
+    est = estimate_training(LLAMA8B, w)
+    states = 4 * PARAMS + 4 * TENSORS
+    embed = V * H  # the largest tensor: its gradient, then its foreach temporary
+    assert est.moments["backward end"] == 2 * PARAMS + states + 2 * embed
+    assert est.moments["optimizer step"] == 2 * PARAMS + states + 2 * embed + 2 * embed
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"optimizer_in_backward": True, "grad_accumulation": 4}, "optimizer_in_backward"),
+        ({"optimizer_in_backward": True, "zero": 2}, "optimizer_in_backward"),
+        ({"paged_optimizer": True, "optimizer": "sgd"}, "optimizer"),
+        ({"loss": "sliced"}, "loss"),
+        ({"loss": "chunked", "loss_chunks": 0}, "loss_chunks"),
+    ],
+)
+def test_bad_step_options_name_the_field(kwargs: dict[str, object], field: str) -> None:
+    with pytest.raises((InvalidValueError, UnknownNameError), match=field):
+        TrainingWorkload(**kwargs)  # type: ignore[arg-type]

@@ -1,4 +1,4 @@
-"""Many devices: ZeRO / FSDP sharding of model states.
+"""Many devices: ZeRO / FSDP sharding of model states, offload, tensor and pipeline parallel.
 
 ZeRO (Rajbhandari et al. 2019, arXiv:1910.02054 §5): with ``N_d`` data-parallel ranks,
 stage 1 shards optimizer states, stage 2 also gradients, stage 3 also parameters; FSDP
@@ -12,9 +12,13 @@ model states only — no activations, no CUDA context.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from math import ceil
 
 from modelmem.errors import InvalidValueError
+from modelmem.model.params import EMBEDDING, LM_HEAD, NORMS, POSITIONS, ParamTensor
+from modelmem.model.spec import ModelSpec
 
 FSDP_TO_ZERO: dict[str, int] = {"no-shard": 0, "shard-grad-op": 2, "full-shard": 3}
 
@@ -96,3 +100,113 @@ def largest_layer_params(numels: list[int]) -> int:
     """DeepSpeed's ``largest_layer_params``: the largest module's parameters (often the
     embedding)."""
     return max(numels) if numels else 0
+
+
+def largest_module_params(tensors: Iterable[ParamTensor]) -> int:
+    """DeepSpeed's ``largest_layer_params`` from a tensor inventory: the most parameters one
+    module holds directly (``m.parameters(recurse=False)``: weight + bias), as its
+    ``model_to_params`` counts them — for most LLMs the embedding."""
+    per_module: dict[str, int] = {}
+    for t in tensors:
+        per_module[t.module] = per_module.get(t.module, 0) + t.numel_each
+    return max(per_module.values(), default=0)
+
+
+# ------------------------------------------------------------- tensor / pipeline parallel
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineStage:
+    """What one device of a tensor × pipeline parallel group holds.
+
+    ``tensors`` are this device's parameter tensors (tensor-parallel ones cut along their
+    first dimension), ``layers`` the decoder layers of the stage, ``in_flight`` the
+    micro-batches whose activations the stage keeps at once under 1F1B, ``head`` whether
+    the stage computes the output layer and the loss, ``embedding`` the input embedding.
+    """
+
+    name: str
+    tensors: tuple[ParamTensor, ...]
+    layers: int
+    in_flight: int
+    head: bool
+    embedding: bool
+
+
+def check_model_parallel(spec: ModelSpec, tp: int, pp: int) -> None:
+    """Megatron's constraints: tp divides the query heads (and the KV heads, or the KV
+    heads are replicated: tp a multiple of them) and the MLP width; pp ≤ layers."""
+    a = spec.attention
+    if a is not None and a.num_heads % tp:
+        raise InvalidValueError("tp", tp, f"must divide the {a.num_heads} attention heads")
+    if a is not None and a.num_kv_heads % tp and tp % a.num_kv_heads:
+        raise InvalidValueError(
+            "tp", tp, f"must divide the {a.num_kv_heads} KV heads or be a multiple of them"
+        )
+    if spec.mlp is not None and spec.mlp.intermediate_size % tp:
+        raise InvalidValueError("tp", tp, f"must divide the MLP width {spec.mlp.intermediate_size}")
+    if pp > spec.num_layers:
+        raise InvalidValueError("pp", pp, f"more stages than the {spec.num_layers} layers")
+
+
+def _tp_cut(t: ParamTensor, tp: int) -> ParamTensor:
+    """A tensor-parallel weight (Linear, expert, vocabulary embedding) cut along its first
+    dimension (column- and row-parallel cuts hold the same count); norms, biases and other
+    vectors replicated. The vocabulary is cut as ⌈V/t⌉ rows (Megatron pads V)."""
+    if tp == 1 or t.role not in ("linear", "expert", "embedding") or len(t.shape) < 2:
+        return t
+    if t.component == POSITIONS:
+        return t
+    return replace(t, shape=(ceil(t.shape[0] / tp), *t.shape[1:]))
+
+
+def _in_layers(t: ParamTensor, first: int, stop: int) -> ParamTensor | None:
+    kept = tuple(i for i in t.layers if first <= i < stop)
+    return replace(t, layers=kept) if kept else None
+
+
+def pipeline_stages(
+    tensors: tuple[ParamTensor, ...],
+    num_layers: int,
+    tp: int,
+    pp: int,
+    micro_batches: int,
+) -> tuple[PipelineStage, ...]:
+    """The device(s) to price: the whole model cut by ``tp`` when ``pp`` = 1, else the first
+    and the last pipeline stage.
+
+    Layers are split as evenly as possible, the first stages taking one more
+    (``⌈L/p⌉`` on the first, ``⌊L/p⌋`` on the last). The first stage holds the input
+    embedding (and any vision tower), the last the final norm and the output layer — with
+    tied embeddings a copy of the embedding matrix, as Megatron keeps one on both ends.
+    Under 1F1B the first stage keeps ``min(p, m)`` micro-batches of activations in
+    flight, the last one (Narayanan et al. 2021, arXiv:2104.04473 §2.2; Korthikanti et al.
+    2022, arXiv:2205.05198 §4.2.3).
+    """
+    cut = tuple(_tp_cut(t, tp) for t in tensors)
+    if pp == 1:
+        return (PipelineStage("all", cut, num_layers, 1, True, True),)
+    first_n = ceil(num_layers / pp)
+    last_n = num_layers // pp
+    first: list[ParamTensor] = []
+    last: list[ParamTensor] = []
+    tied = not any(t.component == LM_HEAD and t.role == "linear" for t in tensors)
+    for t in cut:
+        if t.layers:
+            for out, lo, hi in (
+                (first, 0, first_n),
+                (last, num_layers - last_n, num_layers),
+            ):
+                kept = _in_layers(t, lo, hi)
+                if kept is not None:
+                    out.append(kept)
+        elif t.component == LM_HEAD or (t.component == NORMS and t.role == "norm"):
+            last.append(t)
+        else:
+            first.append(t)
+            if tied and t.component == EMBEDDING and t.role == "embedding":
+                last.append(t)
+    return (
+        PipelineStage("first", tuple(first), first_n, min(pp, micro_batches), False, True),
+        PipelineStage("last", tuple(last), last_n, 1, True, tied),
+    )

@@ -31,15 +31,26 @@ Eager attention replaces SDPA's saved log-sum-exp by the ``[b, n_h, s, s]`` fp32
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from math import ceil
+from typing import Any
 
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
+from modelmem.memory.deepspeed import OFFLOAD_DEVICES
 from modelmem.memory.inference import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES, MIB
-from modelmem.memory.parallel import shard, zero_model_states
-from modelmem.model.params import ParamTensor, count_params, tensor_inventory
+from modelmem.memory.parallel import (
+    PipelineStage,
+    check_model_parallel,
+    estimate_zero2_model_states_mem_needs,
+    estimate_zero3_model_states_mem_needs,
+    largest_module_params,
+    pipeline_stages,
+    shard,
+    zero_model_states,
+)
+from modelmem.model.params import ParamTensor, tensor_inventory
 from modelmem.model.spec import ModelSpec
 
 # mixed-bf16: DeepSpeed/Megatron mixed precision — 16-bit parameters and gradients, an
@@ -58,6 +69,9 @@ STATE_COPIES: dict[str, int] = {
     "lion": 1,
 }
 OPTIMIZERS = (*STATE_COPIES, "adafactor", "adamw-8bit")
+# bitsandbytes' paged optimizers (PagedAdamW, PagedAdamW8bit, PagedLion)
+PAGED_OPTIMIZERS = ("adamw", "adam", "adamw-8bit", "lion")
+LOSS_MODES = ("full", "chunked", "fused")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,13 +91,30 @@ class TrainingWorkload:
     qlora_scheme: str = "bnb-nf4-dq"  # frozen 4-bit base of QLoRA (memory.weights scheme)
     zero: int = 0  # ZeRO stage (FSDP: no-shard 0, shard-grad-op 2, full-shard 3)
     devices: int = 1  # data-parallel ranks the model states are sharded over
+    fsdp: bool = False  # the sharding (and its offload) is FSDP's rather than DeepSpeed's
+    offload_optimizer: str = "none"  # none | cpu | nvme (ZeRO-Offload / ZeRO-Infinity)
+    offload_param: str = "none"  # none | cpu | nvme (ZeRO-3 only)
+    nodes: int = 1  # hosts the devices are spread over (host memory is per node)
+    zero_init: bool = True  # DeepSpeed's estimator: model built under zero.Init
+    tp: int = 1  # tensor-parallel size
+    pp: int = 1  # pipeline-parallel stages
+    sp: bool = False  # Megatron sequence parallelism (needs tp > 1)
+    paged_optimizer: bool = False  # bitsandbytes Paged* optimizer: states in unified memory
+    optimizer_in_backward: bool = False  # step each parameter in its grad hook
+    loss: str = "full"  # full | chunked | fused
+    loss_chunks: int = 8  # chunks of the chunked loss
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
     def __post_init__(self) -> None:
         if self.zero not in (0, 1, 2, 3):
             raise InvalidValueError("zero", self.zero, "must be 0, 1, 2 or 3")
-        check_positive_ints(self, ("batch", "seq", "grad_accumulation", "devices"), 2**24)
+        check_positive_ints(
+            self,
+            ("batch", "seq", "grad_accumulation", "devices", "nodes", "tp", "pp", "loss_chunks"),
+            2**24,
+        )
+        self._check_parallel()
         if self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
         if self.method != "full" and self.recipe.startswith("amp"):
@@ -103,8 +134,93 @@ class TrainingWorkload:
                 ("optimizer", OPTIMIZERS),
                 ("optimizer_impl", OPTIMIZER_IMPLS),
                 ("attention", ("sdpa", "eager")),
+                ("offload_optimizer", OFFLOAD_DEVICES),
+                ("offload_param", OFFLOAD_DEVICES),
+                ("loss", LOSS_MODES),
             ),
         )
+        self._check_options()
+
+    @property
+    def total_devices(self) -> int:
+        """Data-parallel ranks × tensor-parallel × pipeline-parallel size."""
+        return self.devices * self.tp * self.pp
+
+    def _check_parallel(self) -> None:
+        if self.total_devices % self.nodes:
+            raise InvalidValueError(
+                "nodes", self.nodes, f"must divide the {self.total_devices} devices"
+            )
+        if self.sp and self.tp == 1:
+            raise InvalidValueError("sp", True, "sequence parallelism needs tp > 1")
+        if self.method != "full" and (self.tp > 1 or self.pp > 1):
+            field = "tp" if self.tp > 1 else "pp"
+            raise InvalidValueError(
+                field, getattr(self, field), "tensor/pipeline parallel LoRA is not modelled"
+            )
+        if self.loss != "full" and self.tp > 1:
+            raise InvalidValueError(
+                "loss", self.loss, "with tp > 1 the loss is Megatron's vocab-parallel one: full"
+            )
+
+    def _check_options(self) -> None:
+        offloaded = self.offload_optimizer != "none" or self.offload_param != "none"
+        if self.offload_optimizer != "none" and self.zero == 0:
+            raise InvalidValueError(
+                "offload_optimizer",
+                self.offload_optimizer,
+                "needs ZeRO stage 1, 2 or 3 (or FSDP sharding)",
+            )
+        if self.offload_param != "none" and self.zero != 3:
+            raise InvalidValueError(
+                "offload_param",
+                self.offload_param,
+                f"needs ZeRO stage 3 (FSDP full-shard), not stage {self.zero}",
+            )
+        if (
+            self.fsdp
+            and offloaded
+            and (self.offload_param != "cpu" or self.offload_optimizer != "cpu")
+        ):
+            raise InvalidValueError(
+                "offload_param",
+                self.offload_param,
+                "FSDP's CPUOffload moves parameters, gradients and optimizer states to the "
+                "CPU together (full-shard)",
+            )
+        if offloaded and self.method != "full":
+            raise InvalidValueError(
+                "offload_optimizer", self.offload_optimizer, "offload with LoRA is not modelled"
+            )
+        if offloaded and (self.tp > 1 or self.pp > 1):
+            raise InvalidValueError(
+                "offload_optimizer",
+                self.offload_optimizer,
+                "offload with tensor/pipeline parallelism is not modelled",
+            )
+        if self.paged_optimizer:
+            if self.optimizer not in PAGED_OPTIMIZERS:
+                raise InvalidValueError(
+                    "optimizer",
+                    self.optimizer,
+                    f"bitsandbytes has no paged version; paged: {', '.join(PAGED_OPTIMIZERS)}",
+                )
+            if offloaded:
+                raise InvalidValueError(
+                    "paged_optimizer", True, "the states are offloaded already; choose one"
+                )
+        if self.optimizer_in_backward:
+            if self.grad_accumulation > 1:
+                raise InvalidValueError(
+                    "optimizer_in_backward",
+                    True,
+                    f"cannot accumulate gradients (grad_accumulation={self.grad_accumulation}):"
+                    " each gradient is freed by its optimizer step",
+                )
+            if self.zero or self.tp > 1 or self.pp > 1:
+                raise InvalidValueError(
+                    "optimizer_in_backward", True, "with ZeRO/FSDP or tp/pp is not modelled"
+                )
 
     @property
     def param_bytes(self) -> int:
@@ -120,12 +236,39 @@ class TrainingWorkload:
 
 
 @dataclass(frozen=True, slots=True)
+class OffloadedPart:
+    """Model state kept off the device: ``bytes`` per device (per rank), and where."""
+
+    name: str
+    bytes: int
+    where: str  # cpu | nvme
+    how: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "bytes": self.bytes, "where": self.where, "how": self.how}
+
+
+@dataclass(frozen=True, slots=True)
 class TrainingEstimate:
     breakdown: MemoryBreakdown
     tensor_peak_bytes: int
     peak_moment: str
     moments: dict[str, int]
     trainable_params: int
+    offloaded: tuple[OffloadedPart, ...] = ()
+    stage: str = "all"  # the pipeline stage priced: all | first | last
+    stage_peaks: dict[str, int] = field(default_factory=dict)
+    deepspeed_estimator: dict[str, Any] | None = None
+    total_devices: int = 1
+    nodes: int = 1
+
+    def off_device_bytes(self, where: str) -> int:
+        """Bytes one device's rank keeps in host memory (``cpu``) or on ``nvme``."""
+        return sum(o.bytes for o in self.offloaded if o.where == where)
+
+    def per_node_bytes(self, where: str) -> int:
+        """Host memory (or NVMe) one node needs for the ranks it runs."""
+        return self.off_device_bytes(where) * (self.total_devices // self.nodes)
 
 
 def _state_bytes(tensors: tuple[ParamTensor, ...], workload: TrainingWorkload) -> tuple[int, str]:
@@ -164,13 +307,24 @@ def _state_bytes(tensors: tuple[ParamTensor, ...], workload: TrainingWorkload) -
     )
 
 
-def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[int, str]:
-    """Saved activations of one decoder layer per token (see the module docstring)."""
+def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[Fraction, str]:
+    """Saved activations of one decoder layer per token on one device (module docstring).
+
+    With tensor parallelism (Korthikanti et al. 2022, arXiv:2205.05198, Table 2) the
+    terms inside attention and the MLP (those in I, n_h·d, n_kv·d, n_h and the eager
+    scores) are split over the t devices, as in ``sbh(10 + 24/t + 5as/(ht))``; the terms
+    in h (norm inputs and outputs, the residual stream) stay whole unless sequence
+    parallelism splits them too, as in ``sbh(34/t + 5as/(ht))``. A checkpointed layer
+    keeps its input whole, or ÷ t with sequence parallelism ("2sbhL/t").
+    """
     a = spec.attention
     h = spec.hidden_size
+    t = w.tp
+    whole = Fraction(1, t) if w.sp else Fraction(1)
     if w.checkpointing:
         k = 2 if w.param_bytes == 2 else 4
-        return k * h, f"checkpointed: layer input {k}h"
+        cut = f" ÷ {t} (sequence parallel)" if w.sp else ""
+        return k * h * whole, f"checkpointed: layer input {k}h{cut}"
     width = 0
     if spec.mlp is not None:
         width = spec.mlp.intermediate_size
@@ -197,13 +351,21 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[i
         # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
         coef[0] += 20 if w.recipe != "amp" else 16
         extra += " (+ sandwich norms)"
-    per = coef[0] * h + coef[1] * width + coef[2] * q + coef[3] * kv + coef[4] * n_h + 8
+    replicated = coef[0] * h + 8
+    split = coef[1] * width + coef[2] * q + coef[4] * n_h
     how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + 8{extra}"
     if w.attention == "eager" and a is not None:
         score = 4 + (w.act_bytes if w.act_bytes != 4 else 0)
         repeated = 2 * w.act_bytes * (n_h - a.num_kv_heads) * a.head_dim
-        per += score * n_h * w.seq + repeated - 4 * n_h
+        split += score * n_h * w.seq + repeated - 4 * n_h
         how += f" + eager: {score}·n_h·s scores + repeated K/V"
+    # KV heads are split over t, or replicated one per device when t exceeds them
+    kv_share = Fraction(1, min(t, a.num_kv_heads)) if a is not None else Fraction(1)
+    per = replicated * whole + Fraction(split, t) + coef[3] * kv * kv_share
+    if t > 1:
+        how += f"; tp={t}: attention/MLP terms ÷ {t}, h terms " + (
+            f"÷ {t} (sequence parallel)" if w.sp else "whole (no sequence parallelism)"
+        )
     return per, how
 
 
@@ -292,34 +454,222 @@ def _lora_activation_change(
 
 
 def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEstimate:
-    """Peak memory of a full training step of ``spec`` on one device."""
-    tensors = tensor_inventory(spec)
-    params = count_params(spec).total
+    """Peak memory of a training step of ``spec`` on the most loaded device.
+
+    With pipeline parallelism the first and the last stage are both priced and the larger
+    is reported (``stage_peaks`` has both)."""
     w = workload
+    tensors = tensor_inventory(spec)
+    if w.tp > 1 or w.pp > 1:
+        check_model_parallel(spec, w.tp, w.pp)
+    stages = pipeline_stages(tensors, spec.num_layers, w.tp, w.pp, w.grad_accumulation)
+    results = [_estimate_stage(spec, w, stage) for stage in stages]
+    best = max(range(len(results)), key=lambda i: results[i].breakdown.total_bytes)
+    est = results[best]
+    peaks = {s.name: r.breakdown.total_bytes for s, r in zip(stages, results, strict=True)}
+    notes = est.breakdown.notes
+    if w.pp > 1:
+        other = stages[1 - best]
+        notes += (
+            f"pipeline: the {stages[best].name} stage is the most loaded "
+            f"({peaks[stages[best].name]:,} B against {peaks[other.name]:,} B on the "
+            f"{other.name}); layers ⌈L/p⌉ = {stages[0].layers} on the first stage with the "
+            f"embedding, ⌊L/p⌋ = {stages[1].layers} on the last with the final norm and "
+            "output layer; middle stages hold less",
+        )
+    breakdown = replace(est.breakdown, notes=notes)
+    return replace(
+        est,
+        breakdown=breakdown,
+        stage=stages[best].name,
+        stage_peaks=peaks,
+        deepspeed_estimator=_deepspeed_estimator(tensors, w),
+        total_devices=w.total_devices,
+        nodes=w.nodes,
+    )
+
+
+def _deepspeed_estimator(
+    tensors: tuple[ParamTensor, ...], w: TrainingWorkload
+) -> dict[str, Any] | None:
+    """DeepSpeed's own model-state estimate for this ZeRO-2/3 setup, for comparison
+    (model states only, Adam in mixed precision; CPU per node with its 1.5 buffer
+    factor). None where its estimators do not apply."""
+    offloads = (w.offload_optimizer, w.offload_param)
+    if w.method != "full" or w.zero not in (2, 3) or w.fsdp or w.tp > 1 or w.pp > 1:
+        return None
+    if "nvme" in offloads or (w.offload_param != "none" and w.offload_optimizer == "none"):
+        return None
+    total = sum(t.numel for t in tensors)
+    per_node = w.devices // w.nodes
+    cpu_offload = w.offload_optimizer == "cpu"
+    data: dict[str, Any] = {
+        "stage": w.zero,
+        "total_params": total,
+        "num_gpus_per_node": per_node,
+        "num_nodes": w.nodes,
+        "cpu_offload": cpu_offload,
+        "additional_buffer_factor": 1.5,
+    }
+    if w.zero == 2:
+        cpu, gpu = estimate_zero2_model_states_mem_needs(total, per_node, w.nodes, cpu_offload)
+        data["function"] = "estimate_zero2_model_states_mem_needs"
+    else:
+        largest = largest_module_params(tensors)
+        params_off = w.offload_param == "cpu"
+        cpu, gpu, _ = estimate_zero3_model_states_mem_needs(
+            total, largest, per_node, w.nodes, cpu_offload, params_off, w.zero_init
+        )
+        data.update(
+            function="estimate_zero3_model_states_mem_needs",
+            largest_layer_params=largest,
+            cpu_offload_params=params_off,
+            zero_init=w.zero_init,
+        )
+    data.update(cpu_bytes=cpu, gpu_bytes=gpu)
+    return data
+
+
+def _loss_terms(
+    w: TrainingWorkload, bs: int, v: int, h: int, head_grad: int
+) -> tuple[int, int, str]:
+    """Bytes the loss adds at the loss and at the start of backward, and how.
+
+    full: transformers' ``ForCausalLMLoss`` — b·s·V logits, their fp32 copy, the fp32
+    log-softmax, then two fp32 b·s·V gradient buffers (measured). chunked N: the fp32
+    copy, log-softmax and gradients of ⌈b·s/N⌉ tokens at a time; the 16-bit logits of
+    all tokens stay (torchtune's ``CEWithChunkedOutputLoss``); N = 1 equals full.
+    fused (Liger's ``LigerFusedLinearCrossEntropy``): the logits of one chunk of
+    ``next_pow2(⌈b·s / ⌈V/h⌉⌉)`` tokens, the input gradient b·s·h and the head's weight
+    gradient, computed during the forward; no b·s·V tensor at all.
+    """
+    act = w.act_bytes
+    if v == 0:
+        return 0, 0, "no output layer on this pipeline stage"
+    if w.loss == "fused":
+        chunk = min(bs, 1 << max(0, ceil(bs / ceil(v / h)) - 1).bit_length())
+        logits = chunk * v * act
+        held = bs * h * act + head_grad
+        how = (
+            f"fused linear cross-entropy: logits of {chunk:,} tokens at a time × V × {act} B, "
+            "input gradient b·s·h and head weight gradient (computed in forward)"
+        )
+        return logits + held, held, how
+    if w.loss == "chunked":
+        chunk = ceil(bs / w.loss_chunks)
+        out = bs * v * act
+        loss = out + chunk * v * 4 * (2 if act != 4 else 1)
+        backward = out - chunk * v * act + 3 * chunk * v * 4
+        how = (
+            f"chunked loss ({w.loss_chunks} chunks): b·s·V logits × {act} B kept; fp32 copy, "
+            f"log-softmax and gradients of {chunk:,} tokens at a time (assumes each chunk's "
+            "fp32 buffers are freed before the next)"
+        )
+        return loss, backward, how
+    logits16 = bs * v * act if act != 4 else 0
+    logits32 = bs * v * 4
+    return (
+        logits16 + logits32 + bs * v * 4,
+        logits32 + 2 * bs * v * 4,
+        "b·s·V logits: fp32 copy, log-softmax, gradients",
+    )
+
+
+def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) -> TrainingEstimate:
+    """The peak of one device holding ``stage`` (the whole model when tp = pp = 1)."""
+    tensors = stage.tensors
+    params = sum(t.numel for t in tensors)
     p, act = w.param_bytes, w.act_bytes
     bs = w.batch * w.seq
-    v = spec.vocab_size
+    h = spec.hidden_size
+    v = ceil(spec.vocab_size / w.tp) if stage.head else 0
     per_layer, layer_how = _layer_activation_per_token(spec, w)
-    layers = bs * spec.num_layers * per_layer
+    layers = ceil(bs * stage.layers * stage.in_flight * per_layer)
     trainable = params
     notes_extra: list[str] = []
+    offloaded: list[OffloadedPart] = []
     weights_how = f"{params:,} params × {p} B ({w.recipe})"
+    if w.tp > 1 or w.pp > 1:
+        weights_how = (
+            f"{params:,} params on this device × {p} B ({w.recipe}; tp={w.tp}: Linear and "
+            f"vocabulary weights ÷ {w.tp}, norms and biases whole; pp={w.pp}: "
+            f"{stage.name} stage, {stage.layers} layers)"
+        )
+    grads_how = f"one gradient per trainable parameter × {p} B"
     if w.method == "full":
         states, states_how = _state_bytes(tensors, w)
         weights, grads, states = zero_model_states(
             params * p, params * p, states, w.zero, w.devices
         )
         step_tensors, step_workload = tensors, w
+        temporaries = shard(_optimizer_temporaries(tensors, w), w.devices if w.zero else 1)
+        ranks = f" ÷ {w.devices} ranks" if w.devices > 1 else ""
+        gathered = largest_module_params(tensors) * p
+        if w.offload_optimizer != "none":
+            where = w.offload_optimizer
+            offloaded.append(
+                OffloadedPart(
+                    "optimizer_states", states, where, f"{states_how}{ranks}; stepped on the CPU"
+                )
+            )
+            grad_b = p if w.fsdp else 4
+            offloaded.append(
+                OffloadedPart(
+                    "gradients",
+                    shard(params * grad_b, w.devices),
+                    where,
+                    f"{grad_b} B gradient partition per parameter{ranks} "
+                    + ("(FSDP CPUOffload)" if w.fsdp else "(fp32, for DeepSpeed's CPU Adam)"),
+                )
+            )
+            states, temporaries = 0, 0
+            if w.zero >= 2:
+                grads = gathered
+                grads_how = (
+                    f"one module's gradient at a time (the largest, {gathered // p:,} params "
+                    f"× {p} B) before it is reduced and copied off; reduce buckets not counted"
+                )
+        if w.offload_param != "none":
+            offloaded.append(
+                OffloadedPart(
+                    "weights",
+                    weights,
+                    w.offload_param,
+                    f"{params:,} params × {p} B{ranks} (parameter partition)",
+                )
+            )
+            weights = gathered
+            weights_how = (
+                f"one gathered module at a time (the largest, {gathered // p:,} params × {p} B)"
+                "; prefetch buffers not counted"
+            )
+        if w.paged_optimizer:
+            offloaded.append(
+                OffloadedPart(
+                    "optimizer_states",
+                    states,
+                    "cpu",
+                    f"{states_how}; bitsandbytes paged: CUDA unified memory, evicted to the "
+                    "host under memory pressure — counted off the device",
+                )
+            )
+            states, temporaries = 0, 0  # bitsandbytes steps one tensor per fused kernel
+        if w.optimizer_in_backward:
+            largest = max(tensors, key=lambda t: t.numel_each)
+            grads = largest.numel_each * p
+            grads_how = (
+                f"optimizer in backward: one parameter's gradient at a time (the largest, "
+                f"{largest.name}, {largest.numel_each:,} × {p} B), no full gradient buffer"
+            )
+            temporaries = _optimizer_temporaries((replace(largest, layers=()),), w)
     else:
-        from dataclasses import replace as _replace
-
         from modelmem.memory.weights import estimate_weights
 
         targets, adapters = _adapters(spec, w)
         trainable = sum(t.numel for t in adapters)
         base_scheme = w.qlora_scheme if w.method == "qlora" else ("fp32" if p == 4 else "bf16")
         base = estimate_weights(spec, base_scheme).total_bytes
-        fp32 = _replace(w, recipe="fp32")  # PEFT keeps adapters, their grads and states fp32
+        fp32 = replace(w, recipe="fp32")  # PEFT keeps adapters, their grads and states fp32
         states, states_how = _state_bytes(adapters, fp32)
         weights, grads = base + 4 * trainable, 4 * trainable
         weights_how = (
@@ -331,6 +681,26 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
             layer_how += " − frozen-base inputs + fp32 adapter inputs"
         step_tensors, step_workload = adapters, fp32
         p = 4
+        grads_how = f"one gradient per trainable parameter × {p} B"
+        temporaries = shard(
+            _optimizer_temporaries(step_tensors, step_workload), w.devices if w.zero else 1
+        )
+        if w.paged_optimizer:
+            offloaded.append(
+                OffloadedPart(
+                    "optimizer_states",
+                    states,
+                    "cpu",
+                    f"{states_how}; bitsandbytes paged: CUDA unified memory, evicted to the "
+                    "host under memory pressure — counted off the device",
+                )
+            )
+            states = 0
+        if w.optimizer_in_backward:
+            largest = max(adapters, key=lambda t: t.numel_each)
+            grads = largest.numel_each * 4
+            grads_how = "optimizer in backward: one adapter's gradient at a time"
+            temporaries = _optimizer_temporaries((replace(largest, layers=()),), fp32)
         if w.method == "qlora":
             notes_extra.append(
                 f"QLoRA base in {w.qlora_scheme} is estimated, not measured: bitsandbytes 4-bit "
@@ -338,37 +708,41 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
                 "(not counted)"
             )
     # outside the layers: final norm as a layer's norms, the 16-bit autocast weight cache
-    final_norm = bs * (4 * spec.hidden_size + 2 * act * spec.hidden_size + 4)
+    norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
+    final_norm = ceil(bs * (4 * h + 2 * act * h + 4) * norm_share) if stage.head else 0
     autocast_cache = 2 * _linear_weights(tensors) if w.autocast else 0
     saved = layers + final_norm + autocast_cache
-    logits16 = bs * v * act if act != 4 else 0
-    logits32 = bs * v * 4
+    head_grad = v * h * p if w.method == "full" and stage.head else 0
+    loss_extra, backward_extra, loss_how = _loss_terms(w, bs, v, h, head_grad)
     persistent = weights + states
+    tie = 2 * v * h * p if spec.tie_word_embeddings and w.method == "full" and w.pp == 1 else 0
     moments = {
-        "loss": persistent + saved + logits16 + logits32 + bs * v * 4,
+        "loss": persistent + saved + loss_extra,
         # leaving autocast frees its weight cache unless autograd saved the copies, which
         # a checkpointed layer does not
         "backward start": persistent
         + saved
         - (autocast_cache if w.checkpointing else 0)
-        + logits32
-        + 2 * bs * v * 4,
-        "backward end": persistent
-        + grads
-        + (2 * v * spec.hidden_size * p if spec.tie_word_embeddings and w.method == "full" else 0),
-        "optimizer step": persistent
-        + grads
-        + shard(_optimizer_temporaries(step_tensors, step_workload), w.devices if w.zero else 1),
+        + backward_extra,
+        "backward end": persistent + grads + tie,
+        "optimizer step": persistent + grads + temporaries,
     }
     if w.checkpointing:
         # the last layer is recomputed after the loss buffers are gone: its full
         # activations come back beside the head's gradient and the gradient of its output
         full = _layer_activation_per_token(
-            spec, TrainingWorkload(batch=w.batch, seq=w.seq, recipe=w.recipe, attention=w.attention)
+            spec,
+            TrainingWorkload(
+                batch=w.batch,
+                seq=w.seq,
+                recipe=w.recipe,
+                attention=w.attention,
+                tp=w.tp,
+                sp=w.sp,
+            ),
         )[0]
-        head_grad = v * spec.hidden_size * p if w.method == "full" else 0
         moments["layer recompute"] = (
-            persistent + saved + bs * full + head_grad + bs * spec.hidden_size * act
+            persistent + saved + ceil(bs * full) + head_grad + ceil(bs * h * act * norm_share)
         )
     moment = max(moments, key=lambda m: moments[m])
     peak = moments[moment]
@@ -376,20 +750,24 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
         MemoryComponent(
             "weights",
             weights,
-            weights_how + (f" ÷ {w.devices} ranks" if w.zero == 3 else ""),
+            weights_how
+            + (f" ÷ {w.devices} ranks" if w.zero == 3 and w.offload_param == "none" else ""),
         ),
     ]
     if moment in ("backward end", "optimizer step"):
-        parts.append(
-            MemoryComponent("gradients", grads, f"one gradient per trainable parameter × {p} B")
-        )
-    parts.append(MemoryComponent("optimizer_states", states, states_how))
+        parts.append(MemoryComponent("gradients", grads, grads_how))
+    if states or not offloaded:
+        parts.append(MemoryComponent("optimizer_states", states, states_how))
     if moment in ("loss", "backward start", "layer recompute"):
+        flight = (
+            f" × {stage.in_flight} micro-batches in flight (1F1B)" if stage.in_flight > 1 else ""
+        )
         parts.append(
             MemoryComponent(
                 "activations",
                 layers + final_norm,
-                f"{w.batch}×{w.seq} tokens × {spec.num_layers} layers × ({layer_how}) + final norm",
+                f"{w.batch}×{w.seq} tokens × {stage.layers} layers{flight} × ({layer_how})"
+                + (" + final norm" if final_norm else ""),
             )
         )
         cache_alive = moment != "backward start" or not w.checkpointing
@@ -401,11 +779,11 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
         if moment == "layer recompute":
             name, how = "recompute", "one layer's full activations, head and output gradients"
         else:
-            name, how = (
-                "logits_and_loss",
-                f"b·s·V logits: fp32 copy, log-softmax, gradients ({moment})",
-            )
-        parts.append(MemoryComponent(name, rest, how))
+            name, how = "logits_and_loss", f"{loss_how} ({moment})"
+            if w.tp > 1:
+                how += f"; vocabulary-parallel: V/t = {v:,} per device (Korthikanti 4sbv/t)"
+        if rest or name != "logits_and_loss" or stage.head:
+            parts.append(MemoryComponent(name, rest, how))
     else:
         rest = peak - sum(c.bytes for c in parts)
         name = "optimizer_temporaries" if moment == "optimizer step" else "backward_temporaries"
@@ -436,11 +814,25 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
             w.zero, "parameters, gradients and optimizer states"
         )
         notes += (
-            f"ZeRO-{w.zero} over {w.devices} ranks: each holds 1/{w.devices} of the {sharded}; "
-            "stage 3 also gathers one layer's parameters at a time (not counted)",
+            f"ZeRO-{w.zero} over {w.devices} ranks: each holds 1/{w.devices} of the {sharded}"
+            + (
+                "; stage 3 also gathers one layer's parameters at a time (not counted)"
+                if w.zero == 3 and w.offload_param == "none"
+                else ""
+            ),
         )
-    breakdown = MemoryBreakdown(tuple(parts), devices=w.devices, notes=notes)
-    return TrainingEstimate(breakdown, peak, moment, moments, trainable)
+    if offloaded:
+        notes += (
+            "offloaded (off the device, in host_bytes/nvme_bytes): "
+            + ", ".join(f"{o.name} → {o.where}" for o in offloaded),
+        )
+    if w.tp > 1 or w.pp > 1:
+        notes += (
+            f"model parallel: {w.devices} data × {w.tp} tensor × {w.pp} pipeline = "
+            f"{w.total_devices} devices; tensor-parallel communication buffers not counted",
+        )
+    breakdown = MemoryBreakdown(tuple(parts), devices=w.total_devices, notes=notes)
+    return TrainingEstimate(breakdown, peak, moment, moments, trainable, offloaded=tuple(offloaded))
 
 
 def _optimizer_temporaries(tensors: tuple[ParamTensor, ...], w: TrainingWorkload) -> int:

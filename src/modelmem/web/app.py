@@ -230,6 +230,21 @@ class TrainBody(_Overheads):
     zero: Annotated[int, Field(ge=0, le=3)] = 0
     fsdp: Fsdp | None = None
     devices: Annotated[int, Field(ge=1, le=1 << 16)] = 1
+    offload_optimizer: Literal["none", "cpu", "nvme"] = "none"
+    offload_param: Literal["none", "cpu", "nvme"] = "none"
+    fsdp_offload: bool = False
+    nodes: Annotated[int, Field(ge=1, le=1 << 16)] = 1
+    zero_init: bool = True
+    tp: Annotated[int, Field(ge=1, le=1024)] = 1
+    pp: Annotated[int, Field(ge=1, le=1024)] = 1
+    sp: bool = False
+    paged_optimizer: bool = False
+    optimizer_in_backward: bool = False
+    loss: Literal["full", "chunked", "fused"] | None = None
+    loss_chunks: Annotated[int, Field(ge=1, le=1 << 16)] | None = None
+    deepspeed: dict[str, Any] | None = Field(
+        default=None, description="A DeepSpeed config (ds_config.json) as a JSON object."
+    )
 
 
 class _Workload(_Body):

@@ -67,6 +67,8 @@ def read_adapter_file(path: Path) -> AdapterConfig:
         raise SourceError(str(file), "not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise SourceError(str(file), f"malformed JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:
+        raise SourceError(str(file), "malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise SourceError(str(file), "not a JSON object")
     return adapter_from_dict(data, origin=str(file))

@@ -686,6 +686,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise SourceError(str(file), f"not UTF-8 text ({e.reason})") from None
     except json.JSONDecodeError as e:
         raise SourceError(str(file), f"malformed JSON: {e.msg} at line {e.lineno}") from None
+    except RecursionError:
+        raise SourceError(str(file), "malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise SourceError(str(file), "config must be a JSON object")
     return data

@@ -89,7 +89,7 @@ def _json_file(
         raise SourceError(f"{ref}: {filename}", f"over the {MAX_CONFIG_BYTES:,}-byte cap")
     try:
         data = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SourceError(f"{ref}: {filename}", f"not valid JSON ({type(e).__name__})") from None
     if not isinstance(data, dict):
         raise SourceError(f"{ref}: {filename}", "not a JSON object")

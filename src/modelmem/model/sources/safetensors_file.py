@@ -316,6 +316,8 @@ def _index_shards(index: Path) -> list[str]:
         raise SourceError(str(index), "not UTF-8 text") from None
     except json.JSONDecodeError as e:
         raise SourceError(str(index), f"malformed JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:
+        raise SourceError(str(index), "malformed JSON: nested too deeply") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise SourceError(str(index), "no 'weight_map' object of tensor name -> shard file")
