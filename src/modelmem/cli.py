@@ -596,7 +596,8 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
     type=click.Choice(["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16"]),
     default=None,
     help="fp32; autocast (amp-*); all 16 bit (pure-*); 16-bit + fp32 master (mixed-bf16). "
-    "Default: amp-bf16, or pure-bf16 (a bf16 base) for LoRA/QLoRA.",
+    "Default: amp-bf16; mixed-bf16 with ZeRO/FSDP/offload (DeepSpeed's bf16 mode); "
+    "pure-bf16 (a bf16 base) for LoRA/QLoRA.",
 )
 @click.option(
     "--optimizer",
@@ -948,7 +949,12 @@ def train_data(
                 "modules or biases: the memory terms assume rank "
                 f"{lora_rank} on its named targets; trainable_params_adapter is exact"
             )
-    recipe = recipe or ("amp-bf16" if method == "full" else "pure-bf16")
+    if recipe is None:
+        sharded = zero > 0 or fsdp is not None or offload_optimizer != "none"
+        # DeepSpeed's bf16 mode and FSDP's MixedPrecision keep 16-bit parameters for compute
+        # beside the fp32 master (mixed-bf16); plain PyTorch training uses autocast.
+        recipe = "pure-bf16" if method != "full" else "mixed-bf16" if sharded else "amp-bf16"
+        notes.append(f"recipe {recipe} (the default for this setup; --recipe to change)")
     workload = TrainingWorkload(
         batch=batch,
         seq=seq,
