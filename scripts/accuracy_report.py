@@ -30,6 +30,12 @@ Each row compares the estimate's **tensor peak** with the live-tensor peak that
 `modelmem measure` records when the installed transformers code runs the same step on
 fake tensors (no weights, no GPU): an inference prefill + 2 decode steps, or two full
 training steps (forward, loss, backward, AdamW `foreach`, `zero_grad(set_to_none=True)`).
+Training rows marked `ckpt` checkpoint every layer; `selective` recomputes only the
+attention core (Korthikanti et al. 2022, §5: each attention function runs under
+`torch.utils.checkpoint`), which drops eager attention's s² scores and, with SDPA/flash,
+only the log-sum-exp; `adamw-8bit` steps bitsandbytes' `AdamW8bit` for real (its update
+kernels have registered fake kernels, so it allocates its uint8 states and fp32 block
+scales itself).
 The estimate's assumed runtime overheads — CUDA context (400 MiB by default) and
 caching-allocator slack (5 % by default) — are separate lines of every breakdown and are
 *not* in these figures, because a tensor-level measurement cannot see them: compare them

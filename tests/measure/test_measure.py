@@ -96,6 +96,12 @@ VARIANTS = [
         {"mode": "inference", "recipe": "fp32"},
     ),
     ("llama-lora", LLAMA, {"recipe": "fp32", "lora_rank": 4, "lora_targets": "all-linear"}),
+    (
+        "llama-selective-eager",
+        LLAMA,
+        {"recipe": "fp32", "attention": "eager", "selective_checkpointing": True},
+    ),
+    ("llama-selective-amp", LLAMA, {"recipe": "amp-bf16", "selective_checkpointing": True}),
 ]
 
 
@@ -131,6 +137,53 @@ def test_checkpointing_reduces_the_backward_peak() -> None:
         {**LLAMA, "num_hidden_layers": 4}, MeasureSettings(checkpointing=True, **settings)
     )
     assert ckpt.phase_peaks["step1.backward"] < plain.phase_peaks["step1.backward"]
+
+
+def test_adamw_8bit_step_allocates_bitsandbytes_states() -> None:
+    pytest.importorskip("bitsandbytes")
+    # one layer, hidden 64: matrices of >= 4096 values get uint8 m, v and an fp32 absmax
+    # per 256-value block; smaller ones (k/v 64×32, norms) 32-bit m and v
+    cfg = {**LLAMA, "num_hidden_layers": 1}
+    m = measure(cfg, MeasureSettings(batch=2, seq=24, recipe="fp32", optimizer="adamw-8bit"))
+    sizes = [256 * 64, 64 * 64, 64 * 32, 64 * 32, 64 * 64, 3 * 64 * 128, 64, 64, 64, 256 * 64]
+    big = [n for n in sizes if n >= 4096]
+    small = [n for n in sizes if n < 4096]
+    # the three MLP matrices are one entry of 3 × 8192: each its own blocks
+    states = sum(2 * (n + 4 * -(-n // 256)) for n in big) + sum(8 * n for n in small)
+    parts = {c.name: c.bytes for c in m.breakdown.components}
+    # + the two 256-entry fp32 quantization maps, made outside fake mode
+    assert parts["optimizer_state"] == states + 2 * 256 * 4
+
+
+def test_adamw_8bit_fake_step_equals_real_cpu_step() -> None:
+    pytest.importorskip("bitsandbytes")
+    # bitsandbytes' CPU kernels against its registered fake kernels: the same tensors,
+    # except the few hundred bytes its first use of the quantization maps leaves ("other")
+    settings = {"batch": 2, "seq": 24, "recipe": "fp32", "optimizer": "adamw-8bit"}
+    fake = measure(LLAMA, MeasureSettings(fake=True, **settings))
+    real = measure(LLAMA, MeasureSettings(fake=False, **settings))
+
+    def parts(m: Any) -> dict[str, int]:
+        return {c.name: c.bytes for c in m.breakdown.components if c.name != "other"}
+
+    assert parts(fake) == parts(real) and parts(fake)["optimizer_state"] > 0
+    assert abs(fake.breakdown.total_bytes - real.breakdown.total_bytes) <= 1024
+
+
+def test_selective_recomputation_drops_the_eager_scores() -> None:
+    settings = {"batch": 2, "seq": 256, "recipe": "fp32", "optimizer_impl": "fused"}
+    eager = measure(LLAMA, MeasureSettings(attention="eager", **settings))
+    sel = measure(
+        LLAMA, MeasureSettings(attention="eager", selective_checkpointing=True, **settings)
+    )
+    sdpa = measure(LLAMA, MeasureSettings(selective_checkpointing=True, **settings))
+    # at the loss every saved activation is alive: 2 layers × b·n_h·s² fp32 probabilities
+    # (2 × 2·4·256² × 4 B) are no longer among them, less the k, v the core keeps
+    scores = 2 * 2 * 4 * 256 * 256 * 4
+    drop = eager.phase_peaks["step1.loss"] - sel.phase_peaks["step1.loss"]
+    assert scores * 9 // 10 < drop < scores
+    # left beside sdpa: eager's (b, 1, s, s) fp32 additive mask, built once
+    assert sel.phase_peaks["step1.loss"] - sdpa.phase_peaks["step1.loss"] == 2 * 256 * 256 * 4
 
 
 def test_eager_attention_costs_more_than_sdpa_at_long_sequence() -> None:
@@ -226,3 +279,23 @@ def test_validate_quick_grid_passes() -> None:
     rows = validate(QUICK_GRID)
     assert len(rows) == len(QUICK_GRID)
     assert all(r.passed for r in rows), [r.to_dict() for r in rows if not r.passed]
+
+
+def test_selective_and_8bit_options_of_the_commands(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("bitsandbytes")
+    from modelmem.cli import main
+
+    (tmp_path / "config.json").write_text(json.dumps(LLAMA))
+    common = [str(tmp_path), "--seq", "32", "--batch", "2", "--json"]
+    code = main(["measure", *common, "--selective-checkpointing", "--optimizer", "adamw-8bit"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["total_bytes"] == sum(c["bytes"] for c in data["components"])
+    long = [str(tmp_path), "--seq", "4096", "--batch", "8", "--json"]  # activations peak
+    assert main(["train", *long, "--selective-checkpointing"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["checkpointing_mode"] == "selective" and data["checkpointing"] is False
+    assert "selective" in next(c["how"] for c in data["components"] if c["name"] == "activations")
+    assert main(["train", *common, "--selective-checkpointing", "--checkpointing"]) != 0
+    assert "selective_checkpointing" in capsys.readouterr().err

@@ -261,3 +261,50 @@ def test_optimizer_in_backward_keeps_one_gradient() -> None:
 def test_bad_step_options_name_the_field(kwargs: dict[str, object], field: str) -> None:
     with pytest.raises((InvalidValueError, UnknownNameError), match=field):
         TrainingWorkload(**kwargs)  # type: ignore[arg-type]
+
+
+def test_selective_recomputation_by_hand() -> None:
+    # Korthikanti et al. 2022 §5: only the attention core is recomputed. Llama-3.1-8B,
+    # pure bf16, b=2, s=4096: per layer and token the SDPA layer's 16h + 8I + 4·n_h·d +
+    # 4·n_kv·d + 4·n_h + 8 less the fp32 log-sum-exp 4·n_h (n_h = 32): 4·32 B.
+    long = {"batch": 2, "seq": 4096, "recipe": "pure-bf16", "optimizer_impl": "fused"}
+    none = estimate_training(LLAMA8B, TrainingWorkload(**long))  # type: ignore[arg-type]
+    sel = estimate_training(LLAMA8B, TrainingWorkload(selective_checkpointing=True, **long))  # type: ignore[arg-type]
+    bs = 2 * 4096
+    assert none.moments["backward start"] - sel.moments["backward start"] == bs * 32 * 4 * 32
+    # eager attention under selective recomputation keeps no scores: equal to sdpa
+    eager = estimate_training(
+        LLAMA8B,
+        TrainingWorkload(selective_checkpointing=True, attention="eager", **long),  # type: ignore[arg-type]
+    )
+    assert eager.moments == sel.moments
+    # full recomputation keeps far less; eager without recomputation far more
+    full = estimate_training(LLAMA8B, TrainingWorkload(checkpointing=True, **long))  # type: ignore[arg-type]
+    plain_eager = estimate_training(LLAMA8B, TrainingWorkload(attention="eager", **long))  # type: ignore[arg-type]
+    assert full.tensor_peak_bytes < sel.tensor_peak_bytes < plain_eager.tensor_peak_bytes
+    assert "selective" in sel.breakdown.get("activations").how
+
+
+def test_selective_recomputation_under_autocast_keeps_fp32_q_and_k() -> None:
+    # autocast: the core's inputs are the fp32 rotated q and k instead of the kernel's
+    # bf16 casts: + 2·n_h·d + 2·n_kv·d − 4·n_h = 2·4096 + 2·1024 − 128 per layer and token
+    long = {"batch": 1, "seq": 2048, "recipe": "amp-bf16", "optimizer_impl": "fused"}
+    none = estimate_training(LLAMA8B, TrainingWorkload(**long))  # type: ignore[arg-type]
+    sel = estimate_training(LLAMA8B, TrainingWorkload(selective_checkpointing=True, **long))  # type: ignore[arg-type]
+    change = sel.moments["backward start"] - none.moments["backward start"]
+    assert change == 2048 * 32 * (2 * 4096 + 2 * 1024 - 4 * 32)
+
+
+def test_selective_and_full_checkpointing_exclude_each_other() -> None:
+    with pytest.raises(InvalidValueError, match="selective_checkpointing"):
+        TrainingWorkload(checkpointing=True, selective_checkpointing=True)
+    assert TrainingWorkload(selective_checkpointing=True).checkpoint_mode == "selective"
+    assert TrainingWorkload(checkpointing=True).checkpoint_mode == "full"
+    assert TrainingWorkload().checkpoint_mode == "none"
+
+
+def test_8bit_adamw_step_has_no_temporaries() -> None:
+    # bitsandbytes updates each tensor in place in one kernel, whatever --optimizer-impl says
+    w = TrainingWorkload(recipe="pure-bf16", seq=16, optimizer="adamw-8bit")
+    est = estimate_training(LLAMA8B, w)
+    assert est.moments["optimizer step"] == est.moments["backward end"]

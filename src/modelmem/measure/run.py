@@ -28,7 +28,16 @@ from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 
 Mode = Literal["train", "inference"]
 RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16")
-OPTIMIZERS = ("adamw", "adam", "sgd", "sgd-momentum", "adagrad", "rmsprop", "adafactor")
+OPTIMIZERS = (
+    "adamw",
+    "adam",
+    "adamw-8bit",
+    "sgd",
+    "sgd-momentum",
+    "adagrad",
+    "rmsprop",
+    "adafactor",
+)
 OPTIMIZER_IMPLS = ("foreach", "fused", "for-loop")
 ATTENTIONS = ("sdpa", "eager")
 
@@ -57,7 +66,8 @@ class MeasureSettings:
     recipe: str = "amp-bf16"
     optimizer: str = "adamw"
     optimizer_impl: str = "foreach"
-    checkpointing: bool = False
+    checkpointing: bool = False  # per layer
+    selective_checkpointing: bool = False  # the attention core only (Korthikanti et al. §5)
     attention: str = "sdpa"
     lora_rank: int | None = None
     lora_targets: tuple[str, ...] | str | None = None
@@ -80,6 +90,10 @@ class MeasureSettings:
         )
         if self.lora_rank is not None and self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+        if self.checkpointing and self.selective_checkpointing:
+            raise InvalidValueError(
+                "selective_checkpointing", True, "choose per-layer or selective checkpointing"
+            )
 
 
 @dataclass
@@ -278,6 +292,8 @@ def _optimizer(
         "for-loop": {"foreach": False},
     }[settings.optimizer_impl]
     name = settings.optimizer
+    if name == "adamw-8bit":
+        return _adamw_8bit(params)
     if name == "adamw":
         return torch.optim.AdamW(params, lr=1e-4, **impl)
     if name == "adam":
@@ -292,6 +308,29 @@ def _optimizer(
         return torch.optim.RMSprop(params, lr=1e-4, **impl)
     impl.pop("fused", None)
     return torch.optim.Adafactor(params, lr=1e-2, **impl)
+
+
+def _adamw_8bit(params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    """bitsandbytes' blockwise 8-bit AdamW, its real step on fake tensors.
+
+    Its update kernels are custom ops with registered fake kernels, so ``step()`` runs
+    and allocates the states itself (uint8 m and v with an fp32 absmax per 256-value
+    block; 32-bit states for tensors under ``min_8bit_size``). Only its two 256-entry
+    quantization maps are built from data (``tolist``), so the optimizer is made outside
+    fake mode: the maps are real (2 KiB).
+    """
+    try:
+        from bitsandbytes import optim as bnb_optim
+    except ImportError as e:
+        raise InvalidValueError(
+            "optimizer", "adamw-8bit", "8-bit AdamW measurement needs bitsandbytes"
+        ) from e
+    from torch._subclasses.fake_tensor import unset_fake_temporarily
+
+    with unset_fake_temporarily():
+        adamw8bit: Any = bnb_optim.AdamW8bit  # type: ignore[attr-defined]
+        optimizer: torch.optim.Optimizer = adamw8bit(params, lr=1e-4)
+    return optimizer
 
 
 def _apply_lora(model: Any, settings: MeasureSettings) -> Any:
@@ -411,6 +450,47 @@ def _enable_checkpointing(model: Any) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+@contextlib.contextmanager
+def _selective_recomputation() -> Iterator[None]:
+    """Selective activation recomputation (Korthikanti et al. 2022, arXiv:2205.05198, §5):
+    every attention function transformers looks up (SDPA, or the model's eager
+    ``QKᵀ → softmax → dropout → ·V``) runs under non-reentrant ``torch.utils.checkpoint``,
+    so only its inputs (q, k, v, mask) are saved and the core is recomputed in backward;
+    everything else in the layer is saved as without checkpointing."""
+    from torch.utils.checkpoint import checkpoint
+    from transformers.modeling_utils import AttentionInterface
+
+    interface: Any = AttentionInterface
+    original = interface.get_interface
+
+    def get_interface(self: Any, implementation: str, default: Any) -> Any:
+        core = original(self, implementation, default)
+
+        def recomputed(
+            module: Any,
+            query: torch.Tensor,
+            key: torch.Tensor,
+            value: torch.Tensor,
+            attention_mask: torch.Tensor | None,
+            **kwargs: Any,
+        ) -> tuple[torch.Tensor, None]:
+            def run(
+                q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+            ) -> torch.Tensor:
+                return core(module, q, k, v, mask, **kwargs)[0]  # type: ignore[no-any-return]
+
+            out = checkpoint(run, query, key, value, attention_mask, use_reentrant=False)
+            return out, None  # the probabilities are not kept
+
+        return recomputed
+
+    interface.get_interface = get_interface
+    try:
+        yield
+    finally:
+        interface.get_interface = original
+
+
 def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
     """Measure the live-tensor peak of ``settings`` for the architecture in ``config``."""
     started = time.perf_counter()
@@ -438,7 +518,8 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
         tracker.adopt(model.parameters(), "setup", "parameters")
         tracker.adopt(model.buffers(), "setup", "buffers")
         vocab = model.config.get_text_config().vocab_size
-        with tracker:
+        selective = settings.selective_checkpointing and settings.mode == "train"
+        with tracker, _selective_recomputation() if selective else contextlib.nullcontext():
             if settings.mode == "train":
                 _train(model, tracker, settings, vocab)
             else:

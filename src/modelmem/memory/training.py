@@ -23,10 +23,15 @@ randomized configurations, then checked on real ones (``tests/measure``)::
     autocast      26h + 8I + 4·n_h·d + 4·n_kv·d + 4·n_h + 8   (+ 2 B per Linear weight:
                                                                 the autocast weight cache)
     checkpointed  2h (16-bit) or 4h (fp32 and autocast): only the layer input is kept
+    selective     as not checkpointed, without the attention core's saved tensors
+                  (SDPA: the 4·n_h fp32 log-sum-exp; eager: the scores and repeated K/V)
 
 Eager attention replaces SDPA's saved log-sum-exp by the ``[b, n_h, s, s]`` fp32 softmax
 (and its 16-bit cast) and keeps K and V repeated to every query head. Korthikanti et al.
-2022 (arXiv:2205.05198), ``sbh(34 + 5as/h)`` per GPT layer, is the reference form.
+2022 (arXiv:2205.05198), ``sbh(34 + 5as/h)`` per GPT layer, is the reference form; its
+selective recomputation (§5) recomputes the attention core (QKᵀ, softmax, softmax
+dropout, attention over V) in backward and so drops the ``5as/h`` term: the eager
+scores go, and SDPA/flash, which saves no scores, only loses its log-sum-exp.
 """
 
 from __future__ import annotations
@@ -81,7 +86,8 @@ class TrainingWorkload:
     recipe: str = "amp-bf16"
     optimizer: str = "adamw"
     optimizer_impl: str = "foreach"
-    checkpointing: bool = False
+    checkpointing: bool = False  # per layer ("full" recomputation)
+    selective_checkpointing: bool = False  # the attention core only (Korthikanti et al. §5)
     attention: str = "sdpa"
     grad_accumulation: int = 1  # does not add activations; keeps gradients between micro-batches
     method: str = "full"  # full | lora | qlora
@@ -117,6 +123,12 @@ class TrainingWorkload:
         self._check_parallel()
         if self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+        if self.checkpointing and self.selective_checkpointing:
+            raise InvalidValueError(
+                "selective_checkpointing",
+                True,
+                "per-layer checkpointing already recomputes the attention core; choose one",
+            )
         if self.method != "full" and self.recipe.startswith("amp"):
             # measured: the adapters' autocast path keeps less than this model assumes
             raise InvalidValueError(
@@ -221,6 +233,13 @@ class TrainingWorkload:
                 raise InvalidValueError(
                     "optimizer_in_backward", True, "with ZeRO/FSDP or tp/pp is not modelled"
                 )
+
+    @property
+    def checkpoint_mode(self) -> str:
+        """none | full (per layer) | selective (the attention core)."""
+        if self.checkpointing:
+            return "full"
+        return "selective" if self.selective_checkpointing else "none"
 
     @property
     def param_bytes(self) -> int:
@@ -354,7 +373,23 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
     replicated = coef[0] * h + 8
     split = coef[1] * width + coef[2] * q + coef[4] * n_h
     how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + 8{extra}"
-    if w.attention == "eager" and a is not None:
+    if w.selective_checkpointing and a is not None:
+        # the attention core runs under checkpoint: only its inputs q, k, v are kept;
+        # SDPA's 4·n_h log-sum-exp, or eager's scores and repeated K/V, are recomputed.
+        # Under autocast the inputs are the fp32 rotated q and k, not the 16-bit casts
+        # the kernel would have saved: +2 B each (measured)
+        split -= 4 * n_h
+        how += " − 4·n_h (selective recomputation of the attention core: "
+        how += (
+            "the eager b·n_h·s² scores and repeated K/V are not kept)"
+            if w.attention == "eager"
+            else "SDPA/flash keeps no scores anyway, so only its log-sum-exp goes: ≈ none)"
+        )
+        if w.autocast:
+            split += 2 * q
+            coef[3] += 2
+            how += " + 2·n_h·d + 2·n_kv·d (autocast: fp32 q, k kept as the core's inputs)"
+    elif w.attention == "eager" and a is not None:
         score = 4 + (w.act_bytes if w.act_bytes != 4 else 0)
         repeated = 2 * w.act_bytes * (n_h - a.num_kv_heads) * a.head_dim
         split += score * n_h * w.seq + repeated - 4 * n_h
@@ -837,8 +872,9 @@ def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) 
 
 def _optimizer_temporaries(tensors: tuple[ParamTensor, ...], w: TrainingWorkload) -> int:
     """foreach: about one copy of all parameters (torch docs: "~ sizeof(params) more peak
-    memory"); for-loop: two of the largest tensor; fused: none."""
-    if w.optimizer_impl == "fused" or w.optimizer == "sgd":
+    memory"); for-loop: two of the largest tensor; fused: none. bitsandbytes' 8-bit AdamW
+    updates each tensor in place in one kernel: none (measured)."""
+    if w.optimizer_impl == "fused" or w.optimizer in ("sgd", "adamw-8bit"):
         return 0
     p = w.param_bytes
     if w.optimizer_impl == "for-loop":

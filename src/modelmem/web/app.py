@@ -220,6 +220,7 @@ class TrainBody(_Overheads):
     batch: Count = 1
     seq: Length = 2048
     checkpointing: bool = False
+    selective_checkpointing: bool = False
     attention: Attention = "sdpa"
     grad_accumulation: Count = 1
     method: Method | None = None
