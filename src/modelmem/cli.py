@@ -11,7 +11,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import click
 
@@ -33,7 +33,33 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group whose commands from other modules are imported only when one is run (or
+    listed by --help): each such module costs milliseconds of click option set-up, and
+    the estimate commands must start fast."""
+
+    lazy: ClassVar[dict[str, str]] = {
+        "tokens": "modelmem.cli_tokens:tokens",
+        "cost": "modelmem.cli_tokens:cost",
+        "devices": "modelmem.cli_hardware:devices",
+        "fit": "modelmem.cli_hardware:fit",
+        "plan": "modelmem.cli_hardware:plan",
+        "serve": "modelmem.cli_web:serve",
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            from importlib import import_module
+
+            module, _, attribute = self.lazy[cmd_name].partition(":")
+            self.add_command(getattr(import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="modelmem")
 def cli() -> None:
     """How much memory a large language model needs, and whether it fits.
@@ -1410,23 +1436,6 @@ def formats_data(family: str | None = None) -> list[dict[str, Any]]:
         for f in chosen
     ]
 
-
-# ------------------------------------------------------- commands defined in other modules
-# Those modules import only click (and this module's helpers) at import time, so that
-# `modelmem --help` stays fast; they are imported here, after the helpers they use.
-from modelmem.cli_tokens import cost, tokens  # noqa: E402
-
-cli.add_command(tokens)
-cli.add_command(cost)
-from modelmem.cli_hardware import devices, fit, plan  # noqa: E402
-
-cli.add_command(devices)
-cli.add_command(fit)
-cli.add_command(plan)
-
-from modelmem.cli_web import serve  # noqa: E402
-
-cli.add_command(serve)
 
 # ------------------------------------------------------------------------------ entry
 

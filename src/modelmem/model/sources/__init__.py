@@ -15,16 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelmem.errors import InvalidValueError, ModelMemError, SourceError
 from modelmem.model.params import ParamCount, count_params
-from modelmem.model.sources.adapter import ADAPTER_FILE, AdapterConfig, read_adapter_file
 from modelmem.model.sources.catalogue import find_entry, spec_from_entry
-from modelmem.model.sources.checkpoint import Checkpoint
 from modelmem.model.sources.hf_config import read_config_file, spec_from_config
 from modelmem.model.spec import ModelSpec
 from modelmem.units import parse_count
+
+if TYPE_CHECKING:  # imported where used: a catalogue name needs neither at start-up
+    from modelmem.model.sources.adapter import AdapterConfig
+    from modelmem.model.sources.checkpoint import Checkpoint
+
+ADAPTER_FILE = "adapter_config.json"
+HUB_PREFIX = "hf://"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +88,6 @@ def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> R
 
 def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
     """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network)."""
-    from modelmem.model.sources.hub import HUB_PREFIX, parse_hub_ref
-
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
@@ -96,6 +99,8 @@ def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
         return _from_spec(
             spec_from_entry(entry), "catalogue", entry.source, entry.tokenizer, entry.config
         )
+    from modelmem.model.sources.hub import parse_hub_ref
+
     ref = parse_hub_ref(text)
     if ref is not None and (text.startswith(HUB_PREFIX) or "/" in text):
         if not allow_hub:
@@ -118,6 +123,8 @@ def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
 
 
 def _from_path(path: Path) -> ResolvedModel:
+    from modelmem.model.sources.adapter import read_adapter_file
+
     if path.is_file() and path.suffix.lower() == ".gguf":
         return _from_gguf(path)
     if path.is_file() and path.name == ADAPTER_FILE:

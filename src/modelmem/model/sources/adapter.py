@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from modelmem.errors import InvalidValueError, SourceError
+from modelmem.model.sources import ADAPTER_FILE
 
-ADAPTER_FILE: Final = "adapter_config.json"
 MAX_ADAPTER_CONFIG_BYTES: Final = 5_000_000
 
 

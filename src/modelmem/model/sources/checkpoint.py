@@ -10,8 +10,10 @@ element; a GGUF tensor's shape is already the logical one).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from modelmem.memory.weights import TensorStorage, WeightsEstimate
+if TYPE_CHECKING:
+    from modelmem.memory.weights import WeightsEstimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,8 @@ class Checkpoint:
 
     def weights_estimate(self) -> WeightsEstimate:
         """The weights as the memory estimators take them: exactly the file's tensor bytes."""
+        from modelmem.memory.weights import TensorStorage, WeightsEstimate
+
         stored = tuple(TensorStorage(t.name, t.shape, t.dtype, t.nbytes, 1) for t in self.tensors)
         kind = (
             f"{self.file_format} ({self.quantization})" if self.quantization else self.file_format

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from modelmem.errors import SourceError
+from modelmem.model.sources import HUB_PREFIX
 
 if TYPE_CHECKING:
     from huggingface_hub.utils._safetensors import SafetensorsRepoMetadata
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 # huggingface_hub's repo-id rule: namespace/name of letters, digits, '-', '_', '.'.
 _REPO_ID: Final = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 _REVISION: Final = re.compile(r"[\w./-]{1,200}")
-HUB_PREFIX: Final = "hf://"
 MAX_CONFIG_BYTES: Final = 5_000_000
 
 
