@@ -51,6 +51,16 @@ CASES: list[tuple[str, dict[str, Any]]] = [
     ("openai-community/gpt2", {"r": 4, "target_modules": ["c_attn"], "bias": "lora_only"}),
     ("openai-community/gpt2", {"r": 4, "target_modules": ["c_attn", "c_fc"], "bias": "all"}),
     ("google/gemma-2-9b", {"r": 8}),  # PEFT's default targets for the family
+    # MoE: stacked experts wrapped as parameters, with a per-module rank pattern elsewhere
+    ("mistralai/Mixtral-8x7B-v0.1", {"r": 8, "target_modules": "all-linear"}),
+    (
+        "deepseek-ai/DeepSeek-V2-Lite",
+        {
+            "r": 8,
+            "target_modules": ["q_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            "rank_pattern": {"o_proj": 16},
+        },
+    ),
 ]
 
 

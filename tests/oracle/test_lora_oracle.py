@@ -23,9 +23,17 @@ CASES = [
     ("meta-llama/Llama-3.1-8B", 16, "all-linear", True),
     ("Qwen/Qwen2.5-7B", 32, ["q_proj", "k_proj", "v_proj", "o_proj"], False),
     ("openai-community/gpt2", 4, None, False),
-    # PEFT >= 0.21 also wraps 3-D expert parameters under all-linear (not counted yet);
-    # the attention projections and the router are Linear layers
     ("mistralai/Mixtral-8x7B-v0.1", 8, ["q_proj", "v_proj", "gate"], False),
+    # PEFT >= 0.21 wraps transformers 5's stacked expert parameters (ParamWrapper, rank 2r
+    # on the fused gate_up_proj); routers are not nn.Linear; DeepSeek's dense and shared
+    # MLPs lose gate_proj/up_proj/down_proj to the experts' mapping
+    ("mistralai/Mixtral-8x7B-v0.1", 8, "all-linear", False),
+    ("mistralai/Mixtral-8x7B-v0.1", 4, ["w1", "w2", "w3"], False),
+    ("Qwen/Qwen3-30B-A3B", 8, "all-linear", False),
+    ("Qwen/Qwen3-30B-A3B", 16, ["q_proj", "gate_proj", "up_proj", "down_proj"], False),
+    ("deepseek-ai/DeepSeek-V2-Lite", 8, "all-linear", False),
+    ("deepseek-ai/DeepSeek-V3", 4, "all-linear", False),
+    ("openai/gpt-oss-20b", 8, "all-linear", False),
     ("microsoft/Phi-3-mini-4k-instruct", 8, ["qkv_proj", "gate_up_proj"], False),
     ("google/gemma-2-9b", 8, None, False),
 ]

@@ -7,9 +7,11 @@ arXiv:2402.09353) adds a magnitude vector of ``d_out`` per adapted layer. Target
 module names the way PEFT does (the last name component, or the whole path);
 ``all-linear`` is every Linear/Conv1D except the output head.
 
-Not yet counted: PEFT >= 0.21 also wraps MoE experts stored as 3-D parameters
-(``ParamWrapper``) when ``all-linear`` is asked for; on MoE models the count here covers
-the Linear layers (attention, routers, shared experts) only.
+MoE models follow PEFT >= 0.21 on transformers 5: stacked expert parameters are wrapped
+directly (``lora.ParamWrapper``: r·E·(d_in + d_out), rank doubled on a fused
+``gate_up_proj``), routers are not ``nn.Linear`` and so not in ``all-linear``, and for the
+families PEFT converts, names such as ``gate_proj`` mean the experts (checked equal to
+PEFT on Mixtral, Qwen3-MoE, DeepSeek-V2/V3 and gpt-oss).
 """
 
 from __future__ import annotations
@@ -66,11 +68,111 @@ def _linear_dims(t: ParamTensor) -> tuple[int, int]:
     )
 
 
+# PEFT >= 0.21 on transformers 5 (peft/utils/transformers_weight_conversion.py,
+# _MOE_TARGET_MODULE_MAPPING / _MOE_FUSED_TARGETS / _MODEL_TO_CONVERSION_PATTERN): for these
+# MoE families the per-expert Linear layers of the transformers-4 layout became stacked 3-D
+# parameters, so target names that meant them become parameter targets (lora.ParamWrapper),
+# and a fused gate_up_proj gets rank 2r. Names so mapped no longer target any Linear module
+# (so DeepSeek's dense and shared-expert MLPs are not adapted under those names).
+_QWEN2_MOE_MAP: dict[str, str] = {
+    "gate": "gate.weight",
+    "gate_proj": "gate_up_proj",
+    "up_proj": "gate_up_proj",
+    "down_proj": "down_proj",
+}
+_MIXTRAL_MAP: dict[str, str] = {
+    "gate": "gate.weight",
+    "w1": "gate_up_proj",
+    "w3": "gate_up_proj",
+    "w2": "down_proj",
+}
+PEFT_MOE_CONVERSION: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
+    "mixtral": (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")}),
+    "qwen3_moe": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
+    "deepseek_v2": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
+    "deepseek_v3": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
+}
+# transformers 5 routers are custom modules holding a parameter, not nn.Linear (Phi-MoE's
+# subclasses nn.Linear), so "all-linear" does not reach them.
+_LINEAR_ROUTER_FAMILIES = frozenset({"phimoe"})
+
+
+def _is_linear_module(spec: ModelSpec, t: ParamTensor) -> bool:
+    return (
+        t.role == "linear"
+        and t.name.endswith(".weight")
+        and (t.component != "moe/router" or spec.family in _LINEAR_ROUTER_FAMILIES)
+    )
+
+
+def _converted(
+    spec: ModelSpec, targets: Iterable[str] | str
+) -> tuple[Iterable[str] | str, tuple[tuple[str, int], ...]]:
+    """PEFT's conversion for the family: (the module targets left, parameter targets with
+    their rank factor). Other families: the targets unchanged and no parameter target."""
+    if spec.family not in PEFT_MOE_CONVERSION or (
+        isinstance(targets, str) and targets != ALL_LINEAR
+    ):
+        return targets, ()
+    mapping, fused = PEFT_MOE_CONVERSION[spec.family]
+    if targets == ALL_LINEAR:
+        names = {
+            t.module.rsplit(".", 1)[-1]
+            for t in tensor_inventory(spec)
+            if _is_linear_module(spec, t) and not t.module.startswith("lm_head")
+        } | set(mapping)
+    else:
+        names = set(targets)
+    remaining: set[str] = set()
+    params: dict[str, int] = {}
+    present: dict[str, set[str]] = {new: set() for new in fused}
+    for name in names:
+        old = next((o for o in mapping if name == o or name.endswith(f".{o}")), None)
+        if old is None:
+            remaining.add(name)
+            continue
+        params.setdefault(mapping[old], 1)
+        if mapping[old] in fused:
+            present[mapping[old]].add(old)
+    for new, required in fused.items():
+        if 0 < len(present[new]) < len(required):
+            raise InvalidValueError(
+                "lora_targets",
+                ",".join(sorted(present[new])),
+                f"PEFT fuses {'+'.join(required)} into {new}: target all of them or none",
+            )
+        if len(present[new]) == len(required) > 1:
+            params[new] = len(required)  # PEFT's rank_pattern: r × the fused count
+    return remaining, tuple(sorted(params.items()))
+
+
 def lora_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
-    """The linear weights LoRA adapts for ``targets`` (names, or ``all-linear``)."""
-    linears = [
-        t for t in tensor_inventory(spec) if t.role == "linear" and t.name.endswith(".weight")
-    ]
+    """The Linear weights LoRA adapts for ``targets`` (names, or ``all-linear``)."""
+    return _module_targets(spec, _converted(spec, targets)[0])
+
+
+def lora_param_targets(
+    spec: ModelSpec, targets: Iterable[str] | str
+) -> tuple[tuple[ParamTensor, int], ...]:
+    """The parameters PEFT wraps directly (MoE experts, routers) and their rank factor."""
+    wanted = dict(_converted(spec, targets)[1])
+    return tuple(
+        (t, wanted[key])
+        for t in tensor_inventory(spec)
+        for key in wanted
+        if t.name.endswith(f".{key}") and len(t.shape) in (2, 3)
+    )
+
+
+def lora_param_params(t: ParamTensor, rank: int, factor: int) -> int:
+    """lora.ParamWrapper on a [E, d1, d2] (or [d1, d2]) parameter: A is r·E × d_in and B is
+    d_out × r·E, so r·E·(d1 + d2) per copy (peft/tuners/lora/layer.py ParamWrapper)."""
+    experts, d1, d2 = t.shape if len(t.shape) == 3 else (1, *t.shape)
+    return factor * rank * experts * (d1 + d2) * t.copies
+
+
+def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
+    linears = [t for t in tensor_inventory(spec) if _is_linear_module(spec, t)]
     if targets == ALL_LINEAR:
         return tuple(t for t in linears if not t.module.startswith("lm_head"))
     wanted = {targets} if isinstance(targets, str) else set(targets)
@@ -107,7 +209,10 @@ def lora_trainable_params(
     for t in lora_targets(spec, targets):
         d_in, d_out = _linear_dims(t)
         total += lora_linear_params(d_in, d_out, rank, dora=dora) * t.copies
-    return total
+    wrapped = lora_param_targets(spec, targets)
+    if wrapped and dora:
+        raise InvalidValueError("dora", True, "PEFT's ParamWrapper (MoE experts) refuses DoRA")
+    return total + sum(lora_param_params(t, rank, factor) for t, factor in wrapped)
 
 
 # ----------------------------------------------------------------- from adapter_config.json
@@ -125,23 +230,32 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
     bias, ``'lora_only'`` the biases of adapted modules.
     """
     inventory = tensor_inventory(spec)
-    linears = [t for t in inventory if t.role == "linear" and t.name.endswith(".weight")]
-    if adapter.targets == ALL_LINEAR:
+    linears = [t for t in inventory if _is_linear_module(spec, t)]
+    named: Iterable[str] | str
+    if adapter.targets_regex:
+        named = str(adapter.targets)
+    elif adapter.targets:
+        named = adapter.targets
+    elif spec.family in PEFT_DEFAULT_TARGETS:
+        named = PEFT_DEFAULT_TARGETS[spec.family]
+    else:
+        raise InvalidValueError("target_modules", None, f"no PEFT default for {spec.family}")
+    wrapped: tuple[tuple[ParamTensor, int], ...] = ()
+    if not adapter.targets_regex:
+        wrapped = lora_param_targets(spec, named)
+        named, _ = _converted(spec, named)
+    if named == ALL_LINEAR:
         wanted: set[str] | str = {
             _module_at(t, i)
             for t in linears
             if not t.module.startswith("lm_head")
             for i in t.layers or (None,)
         }
-    elif adapter.targets_regex:
-        wanted = str(adapter.targets)
-    elif adapter.targets:
-        wanted = set(adapter.targets)
-    elif spec.family in PEFT_DEFAULT_TARGETS:
-        wanted = set(PEFT_DEFAULT_TARGETS[spec.family])
     else:
-        raise InvalidValueError("target_modules", None, f"no PEFT default for {spec.family}")
-    total = 0
+        wanted = named if isinstance(named, str) else set(named)
+    if wrapped and adapter.dora:
+        raise InvalidValueError("use_dora", True, "PEFT's ParamWrapper (MoE experts) refuses DoRA")
+    total = sum(lora_param_params(t, adapter.rank, factor) for t, factor in wrapped)
     adapted: set[str] = set()
     for t in linears:
         d_in, d_out = _linear_dims(t)
@@ -156,7 +270,7 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
                 d_in, d_out, rank, bias=adapter.lora_bias, dora=adapter.dora
             )
             adapted.add(key)
-    if not adapted:
+    if not adapted and not wrapped:
         raise InvalidValueError(
             "target_modules", adapter.targets, f"matches no Linear module of {spec.name}"
         )

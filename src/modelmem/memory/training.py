@@ -428,7 +428,12 @@ def _adapters(
     spec: ModelSpec, w: TrainingWorkload
 ) -> tuple[tuple[ParamTensor, ...], tuple[ParamTensor, ...]]:
     """(targeted base weights, adapter tensors A [r, in] and B [out, r] per target)."""
-    from modelmem.memory.finetune import PEFT_DEFAULT_TARGETS, _linear_dims, lora_targets
+    from modelmem.memory.finetune import (
+        PEFT_DEFAULT_TARGETS,
+        _linear_dims,
+        lora_param_targets,
+        lora_targets,
+    )
 
     targets = (
         w.lora_targets if w.lora_targets is not None else PEFT_DEFAULT_TARGETS.get(spec.family)
@@ -452,6 +457,16 @@ def _adapters(
             adapters.append(
                 ParamTensor(f"{t.module}.lora_magnitude", (d_out,), "lora", "other", t.layers)
             )
+    # PEFT wraps MoE expert stacks (and converted routers) as parameters: A is r·E × d_in
+    # and B is d_out × r·E, with r doubled on a fused gate_up_proj.
+    wrapped = lora_param_targets(spec, targets)
+    if wrapped and w.dora:
+        raise InvalidValueError("dora", True, "PEFT's ParamWrapper (MoE experts) refuses DoRA")
+    for t, factor in wrapped:
+        experts, d1, d2 = t.shape if len(t.shape) == 3 else (1, *t.shape)
+        rank = factor * w.lora_rank * experts
+        adapters.append(ParamTensor(f"{t.name}.lora_A", (rank, d2), "lora", "linear", t.layers))
+        adapters.append(ParamTensor(f"{t.name}.lora_B", (d1, rank), "lora", "linear", t.layers))
     return chosen, tuple(adapters)
 
 
