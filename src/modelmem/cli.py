@@ -405,48 +405,10 @@ def _print_breakdown(title: str, data: dict[str, Any]) -> Any:
     "(needs the plot extra: matplotlib).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inference(
-    source: str,
-    dtype: str | None,
-    kv_dtype: str | None,
-    batch: int,
-    context: int | None,
-    prompt: int | None,
-    engine: str | None,
-    attention: str,
-    tp: int,
-    memory: str | None,
-    cuda_context: str,
-    allocator_reserve: float,
-    gpu_memory_utilization: float,
-    max_num_batched_tokens: int,
-    ubatch: int,
-    no_flash_attention: bool,
-    gpu_layers: int | None,
-    plot_path: str | None,
-    as_json: bool,
-) -> None:
+def inference(source: str, plot_path: str | None, as_json: bool, **options: Any) -> None:
     """Memory to serve SOURCE: weights + KV cache + activations + runtime overheads."""
     _check_plot(plot_path)
     model = _with_architecture(source)
-    options: dict[str, Any] = dict(
-        dtype=dtype,
-        kv_dtype=kv_dtype,
-        batch=batch,
-        context=context,
-        prompt=prompt,
-        engine=engine,
-        attention=attention,
-        tp=tp,
-        memory=memory,
-        cuda_context=cuda_context,
-        allocator_reserve=allocator_reserve,
-        gpu_memory_utilization=gpu_memory_utilization,
-        max_num_batched_tokens=max_num_batched_tokens,
-        ubatch=ubatch,
-        no_flash_attention=no_flash_attention,
-        gpu_layers=gpu_layers,
-    )
     data = inference_data(model, **options)
     if plot_path:
         _plot_sweep(
@@ -784,41 +746,10 @@ def _render_memory(label: str, data: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def train(
     source: str,
-    recipe: str | None,
-    optimizer: str,
-    optimizer_impl: str,
-    batch: int,
-    seq: int,
-    checkpointing: bool,
-    selective_checkpointing: bool,
-    attention: str,
-    grad_accumulation: int,
-    method: str | None,
-    lora_rank: int | None,
-    lora_targets: str | None,
-    dora: bool,
-    qlora_scheme: str,
-    zero: int,
-    fsdp: str | None,
-    devices: int,
-    offload_optimizer: str,
-    offload_param: str,
-    fsdp_offload: bool,
-    nodes: int,
-    zero_init: bool,
-    tp: int,
-    pp: int,
-    sp: bool,
-    paged_optimizer: bool,
-    optimizer_in_backward: bool,
-    loss: str | None,
-    loss_chunks: int | None,
     deepspeed_path: str | None,
-    memory: str | None,
-    cuda_context: str,
-    allocator_reserve: float,
     plot_path: str | None,
     as_json: bool,
+    **options: Any,
 ) -> None:
     """Peak memory of a training step of SOURCE on the most loaded device, with every term."""
     from modelmem.errors import SourceError
@@ -828,7 +759,7 @@ def train(
     if deepspeed_path is not None:
         try:
             with open(deepspeed_path, "rb") as f:
-                raw = f.read(1 << 20 + 1)
+                raw = f.read((1 << 20) + 1)
         except OSError as exc:
             raise SourceError(deepspeed_path, f"cannot read: {exc.strerror}") from None
         if len(raw) > 1 << 20:
@@ -838,41 +769,7 @@ def train(
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise SourceError(deepspeed_path, f"not JSON: {exc}") from None
     model = _with_architecture(source)
-    options: dict[str, Any] = dict(
-        recipe=recipe,
-        optimizer=optimizer,
-        optimizer_impl=optimizer_impl,
-        batch=batch,
-        seq=seq,
-        checkpointing=checkpointing,
-        selective_checkpointing=selective_checkpointing,
-        attention=attention,
-        grad_accumulation=grad_accumulation,
-        method=method,
-        lora_rank=lora_rank,
-        lora_targets=lora_targets,
-        dora=dora,
-        qlora_scheme=qlora_scheme,
-        zero=zero,
-        fsdp=fsdp,
-        devices=devices,
-        offload_optimizer=offload_optimizer,
-        offload_param=offload_param,
-        fsdp_offload=fsdp_offload,
-        nodes=nodes,
-        zero_init=zero_init,
-        tp=tp,
-        pp=pp,
-        sp=sp,
-        paged_optimizer=paged_optimizer,
-        optimizer_in_backward=optimizer_in_backward,
-        loss=loss,
-        loss_chunks=loss_chunks,
-        deepspeed=deepspeed,
-        memory=memory,
-        cuda_context=cuda_context,
-        allocator_reserve=allocator_reserve,
-    )
+    options["deepspeed"] = deepspeed
     data = train_data(model, **options)
     if plot_path:
         _plot_sweep(
