@@ -1270,11 +1270,21 @@ def models(family: str | None, as_json: bool) -> None:
     )
 
 
+def _check_family(family: str | None, known: set[str]) -> None:
+    """A filter that names no family is a typo, not an empty catalogue."""
+    if family is not None and family not in known:
+        from modelmem.errors import UnknownNameError
+
+        raise UnknownNameError("family", family, known)
+
+
 def models_data(family: str | None = None) -> list[dict[str, Any]]:
     """What `models --json` prints."""
     from modelmem.model.sources.catalogue import load_catalogue
 
-    entries = [e for e in load_catalogue().values() if family is None or e.family == family]
+    catalogue = load_catalogue().values()
+    _check_family(family, {e.family for e in catalogue})
+    entries = [e for e in catalogue if family is None or e.family == family]
     return [
         {
             "name": e.name,
@@ -1319,6 +1329,7 @@ def formats_data(family: str | None = None) -> list[dict[str, Any]]:
     """What `formats --json` prints."""
     from modelmem.formats import all_formats
 
+    _check_family(family, {f.family for f in all_formats()})
     chosen = [f for f in all_formats() if family is None or f.family == family]
     return [
         {

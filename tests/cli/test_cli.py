@@ -308,3 +308,11 @@ def test_estimate_commands_reject_bad_input(
     code, out, err = run(args, capsys)
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and needle in err
+
+
+@pytest.mark.parametrize("command", ["models", "formats"])
+def test_an_unknown_family_filter_is_an_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run([command, "--family", "nosuch"], capsys)
+    assert code == 2 and "family='nosuch'" in err and err.count("\n") == 1
