@@ -557,6 +557,12 @@ def _render_fit(data: dict[str, Any]) -> None:
     help="Fix gradient checkpointing (default: searched).",
 )
 @click.option("--top", type=int, default=5, show_default=True, help="Configurations to show.")
+@click.option(
+    "--no-offload",
+    "no_offload",
+    is_flag=True,
+    help="Do not search ZeRO-Offload of optimizer states (and parameters) to CPU.",
+)
 @_workload_options
 @click.option(
     "--plot",
@@ -576,6 +582,7 @@ def plan(
     objective: str | None,
     checkpointing: bool | None,
     top: int,
+    no_offload: bool,
     plot_path: str | None,
     as_json: bool,
     **opts: Any,
@@ -598,6 +605,7 @@ def plan(
         objective=objective,
         checkpointing=checkpointing,
         top=top,
+        offload=not no_offload,
     )
     if device.strip().lower() == "all":
         _plan_all(source, request, as_json)
@@ -647,6 +655,7 @@ def plan_data(
     objective: str | None = None,
     checkpointing: bool | None = None,
     top: int = 5,
+    offload: bool = True,
     **opts: Any,
 ) -> dict[str, Any]:
     """What `plan SOURCE --device NAME --json` prints for one device (not `all`).
@@ -663,6 +672,7 @@ def plan_data(
         objective=objective,
         checkpointing=checkpointing,
         top=top,
+        offload=offload,
     )
     return _plan_one(model, _Target(device, count), request)
 

@@ -104,6 +104,7 @@ class PlanRequest:
     optimizer_impl: str = "foreach"
     checkpointing: bool | None = None
     zero: int | None = None
+    offload: bool = True  # search ZeRO-Offload of optimizer (and parameters) to CPU
     lora_rank: int | None = None
     lora_targets: tuple[str, ...] | str | None = None
     qlora_scheme: str = "bnb-nf4-dq"
@@ -139,6 +140,11 @@ class PlanRequest:
         return min(spec.context_length, DEFAULT_TRAIN_SEQ)
 
 
+# Slowness the ranking charges: host round trips every step (optimizer on the CPU; with
+# parameters, a fetch per layer and pass).
+_OFFLOAD_COST: dict[str, int] = {"none": 0, "optimizer": 3, "optimizer+params": 5}
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
     """One point of the search: every knob set."""
@@ -153,6 +159,7 @@ class Config:
     optimizer: str | None = None
     checkpointing: bool = False
     zero: int = 0
+    offload: str = "none"  # none | optimizer | optimizer+params (ZeRO-Offload to CPU)
     lora_rank: int | None = None
     quality_loss: int = 0
     cost: int = 0
@@ -169,6 +176,7 @@ class Config:
                 optimizer=self.optimizer,
                 checkpointing=self.checkpointing,
                 zero=self.zero,
+                offload=self.offload,
             )
             if self.goal != "train":
                 data["lora_rank"] = self.lora_rank
@@ -188,8 +196,10 @@ class Config:
             parts.append(str(self.optimizer))
             if self.checkpointing:
                 parts.append("checkpointing")
-            if self.devices > 1:
+            if self.devices > 1 or self.zero:
                 parts.append(f"ZeRO-{self.zero} × {self.devices}")
+            if self.offload != "none":
+                parts.append(f"{self.offload} offloaded to CPU")
             parts += [f"batch {self.batch}", f"seq {self.length:,}"]
         return ", ".join(parts)
 
@@ -220,6 +230,8 @@ def workload(config: Config, request: PlanRequest) -> InferenceWorkload | Traini
         lora_targets=request.lora_targets,
         qlora_scheme=request.qlora_scheme,
         zero=config.zero,
+        offload_optimizer="cpu" if config.offload != "none" else "none",
+        offload_param="cpu" if config.offload == "optimizer+params" else "none",
         devices=config.devices,
         cuda_context_bytes=request.cuda_context_bytes,
         allocator_reserve=request.allocator_reserve,
@@ -430,13 +442,7 @@ class Planner:
         # more devices is data parallel, each device holding the whole frozen base
         counts = _counts(request.max_devices) if full else (1,)
         for count in counts:
-            if request.zero is not None:
-                stages: tuple[int, ...] = (request.zero,)
-            else:
-                stages = (0,) if count == 1 else (1, 2, 3)
-            for zero in stages:
-                if count > 1 and zero == 0 and request.zero is None:
-                    continue
+            for zero, offload in self._sharding(request, count, full):
                 for optimizer, q_opt in optimizers:
                     for ckpt in checkpointing:
                         for rank in ranks:
@@ -446,14 +452,37 @@ class Planner:
                                 devices=count,
                                 batch=request.batch,
                                 length=length,
-                                recipe=recipe,
+                                # sharded or offloaded full training runs DeepSpeed's/FSDP's
+                                # bf16 mode (the CLI's default there too)
+                                recipe=(
+                                    "mixed-bf16"
+                                    if full and zero and request.recipe is None
+                                    else recipe
+                                ),
                                 optimizer=optimizer,
                                 checkpointing=ckpt,
                                 zero=zero,
+                                offload=offload,
                                 lora_rank=rank,
                                 quality_loss=q_opt + q_rank,
-                                cost=(2 if ckpt else 0) + zero,
+                                cost=(2 if ckpt else 0) + zero + _OFFLOAD_COST[offload],
                             )
+
+    @staticmethod
+    def _sharding(request: PlanRequest, count: int, full: bool) -> tuple[tuple[int, str], ...]:
+        """(ZeRO stage, offload) pairs to try: sharding across several devices, and for full
+        training ZeRO-Offload of the optimizer (stage 2) or of everything (stage 3) to CPU,
+        which helps on one device too."""
+        if request.zero is not None:
+            stages: tuple[int, ...] = (request.zero,)
+        else:
+            stages = (0,) if count == 1 else (1, 2, 3)
+        pairs = [(z, "none") for z in stages]
+        if full and request.offload and request.zero in (None, 2, 3):
+            if request.zero in (None, 2):
+                pairs.append((2, "optimizer"))
+            pairs.append((3, "optimizer+params"))
+        return tuple(pairs)
 
     # -- the plan ------------------------------------------------------------------------
     def plan(

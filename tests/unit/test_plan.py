@@ -111,10 +111,25 @@ def test_fewest_devices_and_one_fewer_does_not_fit() -> None:
     assert _peak(spec, replace(best.config, devices=1), request) > budget
 
 
-def test_full_training_needs_zero_sharding_on_many_devices() -> None:
+def test_offloading_fits_full_training_on_one_device() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("h100")
     request = PlanRequest(goal="train", objective="devices", max_devices=8, optimizer="adamw")
+    best = plan(spec, device, request).best
+    assert best is not None and best.config.devices == 1 and best.config.offload != "none"
+    budget = fit_budget(device.budget_bytes)
+    assert _peak(spec, best.config, request) <= budget
+    # the same device without offload does not hold AdamW's fp32 states for 8B
+    kept = replace(best.config, zero=0, offload="none")
+    assert _peak(spec, kept, request) > budget
+
+
+def test_full_training_needs_zero_sharding_on_many_devices() -> None:
+    spec = _spec("llama-3.1-8b")
+    device = get_device("h100")
+    request = PlanRequest(
+        goal="train", objective="devices", max_devices=8, optimizer="adamw", offload=False
+    )
     result = plan(spec, device, request)
     best = result.best
     assert best is not None and best.config.devices > 1 and best.config.zero >= 1
