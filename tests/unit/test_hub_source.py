@@ -18,6 +18,7 @@ import pytest
 from modelmem.cli import main
 from modelmem.errors import SourceError
 from modelmem.model.params import count_params
+from modelmem.model.sources import hub as hub_module
 from modelmem.model.sources import resolve
 from modelmem.model.sources.hf_config import spec_from_config
 from modelmem.model.sources.hub import parse_hub_ref
@@ -86,6 +87,8 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHu
 
     fake = FakeHub()
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    # the fake answers for the Hub's host, so the name lookup must not decide
+    monkeypatch.setattr(hub_module, "endpoint_unreachable", lambda: None)
     monkeypatch.setattr(_http.time, "sleep", lambda _s: None)  # no real back-off waits
     hub.set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake.handle)))
     yield fake
@@ -201,3 +204,48 @@ def test_parse_hub_ref(text: str, repo: str, revision: str | None) -> None:
 @pytest.mark.parametrize("text", ["a/b/c", "../etc", "org/..", "/abs/path", "org/name@bad rev"])
 def test_not_hub_refs(text: str) -> None:
     assert parse_hub_ref(text) is None
+
+
+def test_no_network_is_said_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed name lookup of the Hub's host ends the request before huggingface_hub's
+    retries; nothing is sent."""
+    import socket
+
+    from huggingface_hub import constants
+
+    def no_resolver(*_args: Any, **_kwargs: Any) -> Any:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(socket, "getaddrinfo", no_resolver)
+    sent: list[str] = []
+    hub.set_client_factory(
+        lambda: httpx.Client(
+            transport=httpx.MockTransport(lambda r: sent.append(str(r.url)) or httpx.Response(500))
+        )
+    )
+    try:
+        with pytest.raises(SourceError, match="cannot be resolved") as info:
+            resolve("org/anything")
+    finally:
+        hub.set_client_factory(lambda: httpx.Client())
+        hub.close_session()
+    assert "HF_HUB_OFFLINE" in str(info.value) and "\n" not in str(info.value)
+    assert not [url for url in sent if "/resolve/" in url]
+
+
+def test_a_proxy_skips_the_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def no_resolver(*_args: Any, **_kwargs: Any) -> Any:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_resolver)
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert hub_module.endpoint_unreachable() is None
+    monkeypatch.delenv("HTTPS_PROXY")
+    for name in ("https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    assert "cannot be resolved" in (hub_module.endpoint_unreachable() or "")

@@ -108,12 +108,44 @@ def _download(ref: HubRef, filename: str, cache_dir: Path | None, *, required: b
         pass
     except Exception as e:
         raise _hub_error(ref, filename, e) from None
+    unreachable = endpoint_unreachable()
+    if unreachable:
+        raise SourceError(
+            f"{ref} (Hugging Face Hub)",
+            f"{filename} is not in the local cache and {unreachable} (no network? "
+            "HF_HUB_OFFLINE=1 uses the cache only)",
+        )
     try:
         return Path(hf_hub_download(ref.repo_id, filename, **kwargs))
     except Exception as e:
         if not required and _is_missing_entry(e):
             return None
         raise _hub_error(ref, filename, e) from None
+
+
+_PROXY_VARIABLES: Final = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")
+
+
+def endpoint_unreachable() -> str | None:
+    """Why the Hub's host cannot be reached, when a name lookup says so at once; None
+    otherwise. Without this, huggingface_hub retries a dead network for about 20 s before
+    its error. Behind a proxy the name is the proxy's to resolve, so nothing is checked."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(name) for name in _PROXY_VARIABLES):
+        return None
+    host = urlparse(constants.ENDPOINT).hostname
+    if not host:
+        return None
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:  # socket.gaierror: no resolver, no network
+        return f"the Hub's host {host} cannot be resolved"
+    return None
 
 
 def _is_missing_entry(e: Exception) -> bool:
