@@ -450,6 +450,13 @@ def _fit_setup(
     return request, _Target(device, count)
 
 
+def _check_workload_options(opts: dict[str, Any]) -> None:
+    """The JSON builders take the workload options by name; a misspelt one is a bug."""
+    unknown = set(opts) - set(WORKLOAD_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown workload options: {sorted(unknown)}")
+
+
 def fit_data(
     model: Any,
     *,
@@ -465,9 +472,7 @@ def fit_data(
 
     ``opts`` are the workload options by name (:data:`WORKLOAD_DEFAULTS` fills the rest).
     """
-    unknown = set(opts) - set(WORKLOAD_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown workload options: {sorted(unknown)}")
+    _check_workload_options(opts)
     request, target = _fit_setup(
         device, count, reserve, mode, method, checkpointing, {**WORKLOAD_DEFAULTS, **opts}
     )
@@ -662,9 +667,7 @@ def plan_data(
 
     ``opts`` are the workload options by name (:data:`WORKLOAD_DEFAULTS` fills the rest).
     """
-    unknown = set(opts) - set(WORKLOAD_DEFAULTS)
-    if unknown:
-        raise TypeError(f"unknown workload options: {sorted(unknown)}")
+    _check_workload_options(opts)
     request = _request(
         goal,
         {**WORKLOAD_DEFAULTS, **opts, "reserve": reserve},
