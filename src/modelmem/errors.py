@@ -32,14 +32,66 @@ class InvalidValueError(ModelMemError, ValueError):
         super().__init__(f"{field}={value!r}: {reason}")
 
 
-class UnknownNameError(InvalidValueError):
-    """A name that is not in the relevant catalogue; the message lists a few known ones."""
+# The command that lists every name of a field, said when a name is unknown.
+LISTED_BY: dict[str, str] = {
+    "dtype": "modelmem formats",
+    "kv_dtype": "modelmem formats",
+    "qlora_scheme": "modelmem formats",
+    "weights_dtype": "modelmem formats",
+    "format": "modelmem formats",
+    "device": "modelmem devices",
+    "model": "modelmem models",
+    "source": "modelmem models",
+    "model_type": "modelmem models",
+}
 
-    def __init__(self, field: str, value: object, known: Iterable[str]) -> None:
-        choices = sorted(known)
-        shown = ", ".join(choices[:12]) + (", ..." if len(choices) > 12 else "")
-        super().__init__(field, value, f"unknown; known: {shown}")
+
+class UnknownNameError(InvalidValueError):
+    """A name that is not in the relevant catalogue; the message suggests the closest known
+    names ("did you mean") and, for a catalogue, the command that lists them all."""
+
+    def __init__(
+        self, field: str, value: object, known: Iterable[str], listed_by: str | None = None
+    ) -> None:
+        choices = sorted(set(known))
+        listed_by = listed_by or LISTED_BY.get(field)
+        close = _closest(value, choices)
+        if len(choices) <= 12 and listed_by is None:
+            reason = f"unknown; known: {', '.join(choices)}"
+            if close:
+                reason = f"unknown; did you mean {' or '.join(close)}? known: {', '.join(choices)}"
+        else:
+            reason = "unknown"
+            if close:
+                reason += f"; did you mean {', '.join(close[:-1])}"
+                reason += f" or {close[-1]}?" if len(close) > 1 else f"{close[-1]}?"
+            if listed_by:
+                reason += f" (`{listed_by}` lists them all)"
+            else:
+                reason += f"; known: {', '.join(choices[:12])}, ..."
+        super().__init__(field, value, reason)
         self.known = tuple(choices)
+
+
+def _closest(value: object, choices: list[str]) -> list[str]:
+    """Up to three known names closest to ``value`` (difflib's ratio, case-insensitive)."""
+    import difflib
+
+    if not isinstance(value, str) or not value:
+        return []
+
+    def plain(text: str) -> str:
+        return "".join(ch for ch in text.lower() if ch.isalnum())
+
+    key = plain(value[:200])
+    by_lower = {c.lower(): c for c in choices}
+    found = [
+        by_lower[f]
+        for f in difflib.get_close_matches(value.strip().lower()[:200], by_lower, n=3, cutoff=0.6)
+    ]
+    # a name the user wrote without its punctuation or prefix: q4km -> gguf-q4_k_m
+    contained = [c for c in choices if key and len(key) >= 3 and key in plain(c)]
+    return list(dict.fromkeys([*found, *sorted(contained, key=len)]))[:3]
 
 
 class MissingFieldError(ModelMemError, KeyError):

@@ -46,14 +46,10 @@ from modelmem.errors import InvalidValueError, ModelMemError, check_choices
 from modelmem.hardware.catalogue import Accelerator
 from modelmem.hardware.fit import DEFAULT_RESERVE, FitVerdict, check_count, fit_budget, fit_bytes
 from modelmem.memory.breakdown import MemoryBreakdown
-from modelmem.memory.inference import (
-    DEFAULT_ALLOCATOR_RESERVE,
-    DEFAULT_CUDA_CONTEXT_BYTES,
-    InferenceWorkload,
-    estimate_inference,
-)
+from modelmem.memory.inference import InferenceWorkload, estimate_inference
 from modelmem.memory.training import TrainingWorkload, estimate_training
 from modelmem.model.spec import ModelSpec
+from modelmem.vocabulary import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES
 
 __all__ = [
     "GOALS",

@@ -23,7 +23,8 @@ from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 
 __all__ = ["DEFAULT_RESERVE", "MAX_DEVICES", "FitVerdict", "check_fit", "fit_budget", "fit_bytes"]
 
-DEFAULT_RESERVE = Fraction(5, 100)
+from modelmem.vocabulary import DEFAULT_RESERVE
+
 MAX_DEVICES = 4096
 
 

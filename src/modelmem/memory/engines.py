@@ -17,48 +17,23 @@ K/V types of ``-ctk/-ctv`` (sliding-window layers keep
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import ceil
-from typing import TYPE_CHECKING
 
-from modelmem.errors import InvalidValueError
 from modelmem.formats import get_format
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
-from modelmem.memory.kvcache import cache_layout
+from modelmem.memory.kvcache import cache_layout, default_kv_format
+from modelmem.memory.serving import (
+    EngineSettings,
+    InferenceEstimate,
+    InferenceWorkload,
+    activation_bytes,
+    weights_of,
+)
 from modelmem.memory.weights import estimate_weights
 from modelmem.model.spec import ModelSpec
 
-if TYPE_CHECKING:
-    from modelmem.memory.inference import InferenceEstimate, InferenceWorkload
-
-MIB = 2**20
 VLLM_BLOCK_TOKENS = 16  # CacheConfig.DEFAULT_BLOCK_SIZE
 LLAMA_CPP_CELL_PAD = 256
-# Memory CUDA graphs take in vLLM; logs show 0.11–0.96 GiB captured. Overridable.
-DEFAULT_CUDA_GRAPH_BYTES = 512 * MIB
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class EngineSettings:
-    """Knobs of the engines (their defaults in current releases)."""
-
-    device_memory_bytes: int | None = None
-    gpu_memory_utilization: float = 0.9  # vLLM default (0.92 in the newest CacheConfig)
-    max_num_batched_tokens: int = 8192  # vLLM V1 chunked-prefill budget
-    max_num_seqs: int = 256
-    cuda_graph_bytes: int = DEFAULT_CUDA_GRAPH_BYTES
-    n_ubatch: int = 512  # llama.cpp physical batch
-    flash_attention: bool = True  # llama.cpp -fa
-    gpu_layers: int | None = None  # llama.cpp -ngl; None = as many as fit (or all)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.gpu_memory_utilization <= 1:
-            raise InvalidValueError(
-                "gpu_memory_utilization", self.gpu_memory_utilization, "must be in (0, 1]"
-            )
-        for name in ("max_num_batched_tokens", "max_num_seqs", "n_ubatch"):
-            if getattr(self, name) < 1:
-                raise InvalidValueError(name, getattr(self, name), "must be >= 1")
 
 
 def _pad(n: int, to: int) -> int:
@@ -86,11 +61,9 @@ def vllm_activation_per_token(spec: ModelSpec, act: int) -> int:
 def estimate_vllm(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
 ) -> InferenceEstimate:
-    from modelmem.memory.inference import InferenceEstimate, activation_bytes, weights_of
-
     weights = weights_of(spec, workload)
     act = activation_bytes(workload.dtype)
-    kv_fmt = get_format(workload.kv_dtype or ("fp32" if act == 4 else "bf16"))
+    kv_fmt = get_format(workload.kv_dtype or default_kv_format("vllm", act))
     layout = cache_layout(spec, kv_fmt, tp=workload.tp)
     weight_bytes = ceil(weights.total_bytes / workload.tp)
     profile = engine.max_num_batched_tokens * vllm_activation_per_token(spec, act)
@@ -172,15 +145,13 @@ def llama_cpp_compute_buffer(
 def estimate_llama_cpp(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
 ) -> InferenceEstimate:
-    from modelmem.memory.inference import InferenceEstimate
-
     scheme = (
         workload.dtype if workload.dtype.lower().startswith("gguf-") else f"gguf-{workload.dtype}"
     )
     weights = workload.stored_weights or estimate_weights(
         spec, scheme if workload.dtype.lower() not in ("bf16", "fp16", "f16") else "gguf-f16"
     )
-    kv_fmt = get_format(workload.kv_dtype or "f16")
+    kv_fmt = get_format(workload.kv_dtype or default_kv_format("llama.cpp", 2))
     layout = cache_layout(spec, kv_fmt)
     cells = _pad(workload.context * workload.batch, LLAMA_CPP_CELL_PAD)
     kv = cells * layout.full_row_bytes + workload.batch * layout.state_bytes_per_sequence

@@ -10,90 +10,44 @@ token. Symbols: ``b`` batch, ``s`` prompt tokens, ``h`` hidden, ``I`` MLP width,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from fractions import Fraction
 from math import ceil
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.formats import get_format
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
-from modelmem.memory.kvcache import CacheLayout, cache_layout
-from modelmem.memory.weights import WeightsEstimate, estimate_weights
+from modelmem.memory.engines import estimate_engine
+from modelmem.memory.kvcache import cache_layout, default_kv_format
+from modelmem.memory.serving import (
+    EngineSettings,
+    InferenceEstimate,
+    InferenceWorkload,
+    activation_bytes,
+    weights_of,
+)
 from modelmem.model.spec import ModelSpec
+from modelmem.vocabulary import (
+    MIB,
+)
 
-if TYPE_CHECKING:
-    from modelmem.memory.engines import EngineSettings
+__all__ = [
+    "EAGER_ONLY_FAMILIES",
+    "EngineSettings",
+    "InferenceEstimate",
+    "InferenceWorkload",
+    "activation_bytes",
+    "estimate_inference",
+    "largest_fitting",
+    "prefill_workspace",
+    "weights_of",
+]
 
 Engine = Literal["transformers", "vllm", "llama.cpp"]
-ENGINES: tuple[str, ...] = ("transformers", "vllm", "llama.cpp")
-MIB = 2**20
-# PyTorch's CUDA context with lazy module loading (CUDA >= 11.7): "around 300-400 MB"
-# (PyTorch issues #107667, #109888; PR #86509 measured 287,047,680 B). Overridable.
-DEFAULT_CUDA_CONTEXT_BYTES = 400 * MIB
-# Caching-allocator slack above the tensor peak (reserved − allocated); torchtune PR #527
-# measured 14 % in training; inference with few sizes sits lower. Overridable.
-DEFAULT_ALLOCATOR_RESERVE = Fraction(5, 100)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class InferenceWorkload:
-    batch: int = 1
-    context: int = 4096  # tokens cached per sequence at the end (prompt + generated)
-    prompt: int | None = None  # prefill length; defaults to the whole context
-    dtype: str = "bf16"  # weight scheme (see memory.weights)
-    kv_dtype: str | None = None  # default: the activation dtype
-    engine: str = "transformers"  # one of ENGINES, checked below
-    attention: str = "sdpa"  # sdpa | eager, checked below
-    tp: int = 1
-    # The weights as a checkpoint stores them (safetensors/GGUF headers); None: estimated
-    # from ``dtype``, which then names only the compute (activation) format.
-    stored_weights: WeightsEstimate | None = None
-    cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
-    allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
-    notes: tuple[str, ...] = field(default=())
-
-    def __post_init__(self) -> None:
-        check_positive_ints(self, ("batch", "context", "tp"), 2**26)
-        if self.prompt is not None and not 1 <= self.prompt <= self.context:
-            raise InvalidValueError(
-                "prompt", self.prompt, f"must be in [1, context={self.context}]"
-            )
-        check_choices(self, (("engine", ENGINES), ("attention", ("sdpa", "eager"))))
-        if self.cuda_context_bytes < 0:
-            raise InvalidValueError("cuda_context", self.cuda_context_bytes, "must be >= 0")
-        if not 0 <= self.allocator_reserve <= 1:
-            raise InvalidValueError(
-                "allocator_reserve", float(self.allocator_reserve), "must be in [0, 1]"
-            )
-
-    @property
-    def prompt_tokens(self) -> int:
-        return self.prompt if self.prompt is not None else self.context
-
-
-@dataclass(frozen=True, slots=True)
-class InferenceEstimate:
-    breakdown: MemoryBreakdown
-    weights: WeightsEstimate
-    cache: CacheLayout
-    tensor_peak_bytes: int  # weights + cache + transients, before runtime overheads
-    peak_phase: str
-
-    @property
-    def total_bytes(self) -> int:
-        return self.breakdown.total_bytes
-
-
-def activation_bytes(dtype: str) -> int:
-    """Bytes of one activation: fp32 models compute in fp32, everything else in 16 bit."""
-    return 4 if dtype.lower() in ("fp32", "float32", "f32") else 2
 
 
 def _kv_format(spec: ModelSpec, workload: InferenceWorkload) -> str:
     if workload.kv_dtype:
         return workload.kv_dtype
-    return "fp32" if activation_bytes(workload.dtype) == 4 else "bf16"
+    return default_kv_format(workload.engine, activation_bytes(workload.dtype))
 
 
 # Activations transformers computes as several PyTorch ops (each output stays alive until
@@ -168,19 +122,12 @@ def prefill_workspace(
     return mlp_peak, f"MLP peak of {batch}×{tokens} tokens: {act} B × (4h stream + {mlp_what})"
 
 
-def weights_of(spec: ModelSpec, workload: InferenceWorkload) -> WeightsEstimate:
-    """The checkpoint's stored weights where given, else the estimate for ``dtype``."""
-    return workload.stored_weights or estimate_weights(spec, workload.dtype)
-
-
 def estimate_inference(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings | None = None
 ) -> InferenceEstimate:
     """Peak memory per device of serving ``spec`` for ``workload`` (``engine`` holds the
     vLLM / llama.cpp knobs)."""
     if workload.engine != "transformers":
-        from modelmem.memory.engines import estimate_engine
-
         return estimate_engine(spec, workload, engine)
     weights = weights_of(spec, workload)
     act = activation_bytes(workload.dtype)

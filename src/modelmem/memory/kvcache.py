@@ -53,6 +53,14 @@ class CacheLayout:
         )
 
 
+def default_kv_format(engine: str, activation_bytes: int) -> str:
+    """The cache format an engine picks when none is asked for: llama.cpp's ``-ctk``/``-ctv``
+    default f16; vLLM's ``auto`` and transformers' DynamicCache the model's compute dtype."""
+    if engine == "llama.cpp":
+        return "fp16"
+    return "fp32" if activation_bytes == 4 else "bf16"
+
+
 def kv_heads_per_device(num_kv_heads: int, tp: int) -> int:
     """KV heads one tensor-parallel rank holds; replicated when tp > n_kv (vLLM)."""
     return max(1, num_kv_heads // tp)

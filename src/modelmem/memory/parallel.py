@@ -20,8 +20,6 @@ from modelmem.errors import InvalidValueError
 from modelmem.model.params import EMBEDDING, LM_HEAD, NORMS, POSITIONS, ParamTensor
 from modelmem.model.spec import ModelSpec
 
-FSDP_TO_ZERO: dict[str, int] = {"no-shard": 0, "shard-grad-op": 2, "full-shard": 3}
-
 
 def shard(nbytes: int, devices: int) -> int:
     """One rank's part of a tensor set split evenly over ``devices`` (rounded up)."""

@@ -44,7 +44,6 @@ from typing import Any
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.memory.deepspeed import OFFLOAD_DEVICES
-from modelmem.memory.inference import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES, MIB
 from modelmem.memory.parallel import (
     PipelineStage,
     check_model_parallel,
@@ -57,11 +56,18 @@ from modelmem.memory.parallel import (
 )
 from modelmem.model.params import ParamTensor, tensor_inventory
 from modelmem.model.spec import ModelSpec
+from modelmem.vocabulary import (
+    DEFAULT_ALLOCATOR_RESERVE,
+    DEFAULT_CUDA_CONTEXT_BYTES,
+    LOSS_MODES,
+    MIB,
+    OPTIMIZER_IMPLS,
+    OPTIMIZERS,
+    RECIPES,
+)
 
 # mixed-bf16: DeepSpeed/Megatron mixed precision — 16-bit parameters and gradients, an
 # fp32 master copy and fp32 optimizer states (ZeRO paper: K = 12 bytes per parameter).
-RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16")
-OPTIMIZER_IMPLS = ("foreach", "fused", "for-loop")
 # Optimizer state per trainable parameter, in copies of the parameter (torch allocates
 # each state like the parameter: `zeros_like`), plus a scalar step counter per tensor.
 STATE_COPIES: dict[str, int] = {
@@ -73,10 +79,8 @@ STATE_COPIES: dict[str, int] = {
     "rmsprop": 1,
     "lion": 1,
 }
-OPTIMIZERS = (*STATE_COPIES, "adafactor", "adamw-8bit")
 # bitsandbytes' paged optimizers (PagedAdamW, PagedAdamW8bit, PagedLion)
 PAGED_OPTIMIZERS = ("adamw", "adam", "adamw-8bit", "lion")
-LOSS_MODES = ("full", "chunked", "fused")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -60,7 +60,13 @@ from modelmem.model.params import (
 )
 from modelmem.model.spec import ModelSpec
 
-__all__ = ["TensorStorage", "WeightsEstimate", "estimate_weights", "weight_schemes"]
+__all__ = [
+    "TensorStorage",
+    "WeightsEstimate",
+    "estimate_weights",
+    "is_weight_scheme",
+    "weight_schemes",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +167,18 @@ def weight_schemes() -> tuple[str, ...]:
     return (*_FLOAT_SCHEMES, *_FP8_SCHEMES, *_BNB_SCHEMES, *grouped, *gguf)
 
 
+def is_weight_scheme(name: str) -> bool:
+    """Whether ``name`` is a scheme :func:`estimate_weights` prices (parametric GPTQ/AWQ
+    included), case-insensitively."""
+    key = name.strip().lower()
+    if key in _FLOAT_SCHEMES or key in _FP8_SCHEMES or key in _BNB_SCHEMES:
+        return True
+    grouped = _GROUPED_RE.fullmatch(key)
+    if grouped is not None:
+        return int(grouped[2]) in GROUPED_BITS and int(grouped[3]) in GROUPED_GROUP_SIZES
+    return key.startswith("gguf-") and key[5:] in _GGUF_FTYPES
+
+
 def estimate_weights(spec: ModelSpec, scheme: str) -> WeightsEstimate:
     """Exact weight bytes of ``spec`` under ``scheme`` (cached: a pure function of a frozen
     spec and a name, asked for by every estimate and many times by a plan sweep)."""
@@ -194,7 +212,7 @@ def _estimate_weights(spec: ModelSpec, scheme: str) -> WeightsEstimate:
         return _grouped(spec, inventory, key, get_format(key))
     if key.startswith("gguf-") and key[5:] in _GGUF_FTYPES:
         return _gguf(spec, inventory, key, key[5:])
-    raise UnknownNameError("dtype", scheme, weight_schemes())
+    raise UnknownNameError("dtype", scheme, weight_schemes(), listed_by="modelmem formats")
 
 
 # --------------------------------------------------------------------------- shared helpers
