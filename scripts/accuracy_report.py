@@ -15,8 +15,8 @@ import torch
 import transformers
 
 from modelmem import __version__
-from modelmem.measure.published import PublishedResult, compare_published
-from modelmem.measure.validate import FULL_GRID, validate
+from modelmem.measurement.published import PublishedResult, compare_published
+from modelmem.measurement.validate import FULL_GRID, validate
 from modelmem.units import format_bytes_binary
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "accuracy.md"
@@ -56,7 +56,7 @@ PUBLISHED_HEADER = """
 ## Estimates against published figures
 
 Figures that engines, papers and docs printed, with the settings that produced them known,
-beside the modelmem estimate of the same quantity (`modelmem.measure.published`; the rows,
+beside the modelmem estimate of the same quantity (`modelmem.measurement.published`; the rows,
 each with its source and the assumptions that map it onto modelmem, are data in
 `src/modelmem/data/published.json`, and `tests/robustness/test_published_figures.py` fails
 when a row leaves its tolerance). Error = (estimate − published) / published. A tolerance of

@@ -14,7 +14,7 @@ the CLI does):
   steps of one token each with that cache.
 
 The model, optimizer and checkpointing are set up by the same helpers modelmem's
-measurement uses (``modelmem.measure.run``), so the comparison isolates the accounting:
+measurement uses (``modelmem.measurement.run``), so the comparison isolates the accounting:
 fake CPU tensors with CUDA emulated versus CUDA itself. On the CUDA side no emulation
 patch is applied; transformers and PyTorch choose their CUDA paths themselves.
 
@@ -223,7 +223,7 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 def _settings(row: Row, fake: bool) -> Any:
-    from modelmem.measure.run import MeasureSettings
+    from modelmem.measurement.run import MeasureSettings
 
     return MeasureSettings(
         mode=row.mode,
@@ -241,7 +241,7 @@ def _settings(row: Row, fake: bool) -> Any:
 
 
 def _config_of(row: Row) -> dict[str, Any]:
-    from modelmem.measure.extrapolate import truncated_config
+    from modelmem.measurement.extrapolate import truncated_config
     from modelmem.model.sources import resolve
 
     resolved = resolve(row.model)
@@ -253,7 +253,7 @@ def _config_of(row: Row) -> dict[str, Any]:
 
 def fake_side(row: Row, config: dict[str, Any]) -> Any:
     """modelmem's fake measurement, as the CLI makes it (extrapolated where exact)."""
-    from modelmem.measure.extrapolate import run_measurement
+    from modelmem.measurement.extrapolate import run_measurement
     from modelmem.model.sources.hf_config import spec_from_config
 
     spec = spec_from_config(config, name=row.model)
@@ -272,7 +272,7 @@ class RealResult:
 
 def cpu_side(row: Row, config: dict[str, Any]) -> RealResult:
     """Real CPU tensors through modelmem's own tracker (the whole model, no extrapolation)."""
-    from modelmem.measure.run import measure
+    from modelmem.measurement.run import measure
 
     m = measure(config, _settings(row, fake=False))
     return RealResult(
@@ -318,7 +318,7 @@ def cuda_side(row: Row, config: dict[str, Any], baseline_used: int) -> RealResul
     """The same step on the GPU: a randomly initialized model built directly on CUDA."""
     import torch
 
-    from modelmem.measure import run as mm
+    from modelmem.measurement import run as mm
 
     settings = _settings(row, fake=False)
     if config["model_type"] in mm.ENCODERS:
@@ -371,10 +371,10 @@ def _cuda_autocast(recipe: str) -> contextlib.AbstractContextManager[Any]:
 
 
 def _cuda_train(model: Any, settings: Any, phases: _CudaPhases) -> None:
-    """modelmem.measure.run._train on CUDA (same order of calls and deletions)."""
+    """modelmem.measurement.run._train on CUDA (same order of calls and deletions)."""
     import torch
 
-    from modelmem.measure import run as mm
+    from modelmem.measurement import run as mm
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = mm._optimizer(trainable, settings)
@@ -400,10 +400,10 @@ def _cuda_train(model: Any, settings: Any, phases: _CudaPhases) -> None:
 
 
 def _cuda_infer(model: Any, settings: Any, phases: _CudaPhases) -> None:
-    """modelmem.measure.run._infer on CUDA: prefill with the cache, then decode steps."""
+    """modelmem.measurement.run._infer on CUDA: prefill with the cache, then decode steps."""
     import torch
 
-    from modelmem.measure import run as mm
+    from modelmem.measurement import run as mm
 
     prompt = torch.zeros(settings.batch, settings.seq, dtype=torch.long, device="cuda")
     token = torch.zeros(settings.batch, 1, dtype=torch.long, device="cuda")

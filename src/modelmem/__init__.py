@@ -1,10 +1,15 @@
 """modelmem: how much memory a large language model needs, and whether it fits.
 
-The public API, all pure and light to import::
+The public API, light to import (everything loads on first use)::
 
-    from modelmem import resolve, count_params, get_format, rule_of_thumb
-    model = resolve("llama-3.1-8b")          # catalogue name, config.json path or "7B"
-    model.params.total                       # 8_030_261_248
+    import modelmem
+    r = modelmem.inference("llama-3.1-8b", context=8192)    # = `modelmem inference ... --json`
+    r.total_bytes, r.components, r.to_dict()
+    modelmem.train("llama-3.1-8b", zero=3, devices=8)
+    modelmem.fit("llama-3.1-8b", device="RTX4090", method="qlora", checkpointing=True)
+    modelmem.plan("llama-3.1-70b", device="H100-SXM", count=8, goal="train")
+    modelmem.tokens("Hello", tokenizer="cl100k_base")
+    modelmem.resolve("llama-3.1-8b").params.total            # 8_030_261_248
 """
 
 from __future__ import annotations
@@ -17,6 +22,14 @@ __version__ = "0.1.0"
 # Public name -> module. Resolved on first use, so that `import modelmem` (and the CLI's
 # start-up) stays cheap; see PEP 562.
 _EXPORTS: dict[str, str] = {
+    "inference": "modelmem.api",
+    "train": "modelmem.api",
+    "fit": "modelmem.api",
+    "plan": "modelmem.api",
+    "measure": "modelmem.api",
+    "tokens": "modelmem.api",
+    "params": "modelmem.api",
+    "Result": "modelmem.app.entry",
     "InvalidValueError": "modelmem.errors",
     "MissingFieldError": "modelmem.errors",
     "ModelMemError": "modelmem.errors",
@@ -53,6 +66,8 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from modelmem.api import fit, inference, measure, params, plan, tokens, train
+    from modelmem.app.entry import Result
     from modelmem.errors import (
         InvalidValueError,
         MissingFieldError,
@@ -80,18 +95,26 @@ __all__ = [
     "ParamCount",
     "ParamTensor",
     "ResolvedModel",
+    "Result",
     "RuleOfThumb",
     "SourceError",
     "UnknownNameError",
     "__version__",
     "all_formats",
     "count_params",
+    "fit",
     "get_format",
+    "inference",
     "lora_linear_params",
     "lora_trainable_params",
+    "measure",
+    "params",
+    "plan",
     "resolve",
     "rule_of_thumb",
     "spec_from_config",
     "spec_from_path",
     "tensor_inventory",
+    "tokens",
+    "train",
 ]

@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("torch", reason="measurement needs the 'measure' extra (torch)")
 pytest.importorskip("transformers", reason="measurement needs the 'measure' extra (transformers)")
 
-from modelmem.measure.extrapolate import run_measurement
-from modelmem.measure.run import MeasureSettings
+from modelmem.measurement.extrapolate import run_measurement
+from modelmem.measurement.run import MeasureSettings
 from modelmem.memory.inference import InferenceWorkload, estimate_inference
 from modelmem.model.sources import resolve
 

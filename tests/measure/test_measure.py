@@ -12,8 +12,8 @@ import pytest
 pytest.importorskip("torch", reason="measurement needs the 'measure' extra (torch)")
 pytest.importorskip("transformers", reason="measurement needs the 'measure' extra (transformers)")
 
-from modelmem.measure.extrapolate import layer_plan, measure_by_layers, truncated_config
-from modelmem.measure.run import MeasureSettings, measure
+from modelmem.measurement.extrapolate import layer_plan, measure_by_layers, truncated_config
+from modelmem.measurement.run import MeasureSettings, measure
 from modelmem.model.params import count_params
 from modelmem.model.sources.hf_config import spec_from_config
 
@@ -274,7 +274,7 @@ def test_measure_command_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_validate_quick_grid_passes() -> None:
-    from modelmem.measure.validate import QUICK_GRID, validate
+    from modelmem.measurement.validate import QUICK_GRID, validate
 
     rows = validate(QUICK_GRID)
     assert len(rows) == len(QUICK_GRID)

@@ -15,9 +15,9 @@ pytest.importorskip("transformers", reason="measurement needs the 'measure' extr
 
 from dataclasses import replace
 
-from modelmem.measure.extrapolate import run_measurement
-from modelmem.measure.run import MeasureSettings
-from modelmem.measure.validate import (
+from modelmem.measurement.extrapolate import run_measurement
+from modelmem.measurement.run import MeasureSettings
+from modelmem.measurement.validate import (
     TRAIN_GRID,
     TRAIN_RECIPES,
     TRAIN_SEQS,

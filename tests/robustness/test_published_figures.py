@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from modelmem.measure.published import (
+from modelmem.measurement.published import (
     KINDS,
     PublishedResult,
     PublishedRow,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from modelmem.errors import SourceError
-from modelmem.memory.weights import estimate_weights
+from modelmem.memory.weights import checkpoint_weights, estimate_weights
 from modelmem.model.params import count_params
 from modelmem.model.sources.gguf_file import SUPPORTED_ARCHITECTURES, GgufModel, read_gguf
 from modelmem.model.sources.hf_config import spec_from_config
@@ -133,7 +133,7 @@ def test_counts_from_gguf_equal_counts_from_config(tmp_path: Path, hub_id: str) 
         t.name: (t.shape, t.dtype, t.nbytes, t.params) for t in model.checkpoint.tensors
     } == oracle
     assert model.checkpoint.total_bytes == sum(v[2] for v in oracle.values())
-    assert model.checkpoint.weights_estimate().total_bytes == model.checkpoint.total_bytes
+    assert checkpoint_weights(model.checkpoint).total_bytes == model.checkpoint.total_bytes
     assert model.architecture == layout.arch_name
     assert model.context_length == from_config.context_length
     assert model.file_type == "MOSTLY_BF16"

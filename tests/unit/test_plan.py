@@ -17,7 +17,7 @@ from modelmem.model.params import count_params
 from modelmem.model.sources import resolve
 from modelmem.model.sources.catalogue import load_catalogue, spec_from_entry
 from modelmem.model.spec import ModelSpec
-from modelmem.plan import (
+from modelmem.planner import (
     Config,
     Planner,
     PlanRequest,

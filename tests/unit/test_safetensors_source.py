@@ -11,7 +11,7 @@ import pytest
 
 from modelmem.errors import SourceError
 from modelmem.memory.inference import InferenceWorkload, estimate_inference
-from modelmem.memory.weights import estimate_weights
+from modelmem.memory.weights import checkpoint_weights, estimate_weights
 from modelmem.model.params import count_params
 from modelmem.model.sources import resolve
 from modelmem.model.sources.hf_config import spec_from_config
@@ -142,7 +142,7 @@ def test_inference_uses_the_checkpoint_bytes(tmp_path: Path) -> None:
     )
     model = resolve(str(folder))
     assert model.checkpoint is not None
-    stored = model.checkpoint.weights_estimate()
+    stored = checkpoint_weights(model.checkpoint)
     est = estimate_inference(
         spec, InferenceWorkload(context=64, dtype="fp16", stored_weights=stored)
     )

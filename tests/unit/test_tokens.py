@@ -15,7 +15,7 @@ import pytest
 from modelmem.errors import InvalidValueError, ModelMemError, SourceError
 from modelmem.model.sources import resolve
 from modelmem.model.sources.hf_config import spec_from_config
-from modelmem.tokens import (
+from modelmem.tokenization import (
     TIKTOKEN_ENCODINGS,
     TokenizerError,
     _tiktoken_from_cache,

@@ -34,6 +34,7 @@ class OptionSpec:
     cli_name: str | None = None  # a different command-line spelling (e.g. --deepspeed for a path)
     cli: bool = True  # offered on the command line
     metavar: str | None = None
+    required: bool = False
 
     @property
     def flag(self) -> str:
@@ -52,6 +53,7 @@ def option(
     cli_name: str | None = None,
     cli: bool = True,
     metavar: str | None = None,
+    required: bool = False,
 ) -> Any:
     """A dataclass field carrying its :class:`OptionSpec` (the name is filled in later)."""
     spec = OptionSpec(
@@ -66,6 +68,7 @@ def option(
         cli_name=cli_name,
         cli=cli,
         metavar=metavar,
+        required=required,
     )
     return dataclasses.field(default=default, metadata={"option": spec})
 

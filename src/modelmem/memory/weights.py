@@ -40,7 +40,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from modelmem.errors import InvalidValueError, UnknownNameError
 from modelmem.formats import GROUPED_BITS, GROUPED_GROUP_SIZES, NumberFormat, get_format
@@ -60,11 +60,16 @@ from modelmem.model.params import (
 )
 from modelmem.model.spec import ModelSpec
 
+if TYPE_CHECKING:
+    from modelmem.model.sources.checkpoint import Checkpoint
+
 __all__ = [
     "TensorStorage",
     "WeightsEstimate",
+    "checkpoint_weights",
     "estimate_weights",
     "is_weight_scheme",
+    "scheme_element",
     "weight_schemes",
 ]
 
@@ -165,6 +170,40 @@ def weight_schemes() -> tuple[str, ...]:
     )
     gguf = tuple(f"gguf-{ftype}" for ftype in _GGUF_FTYPES)
     return (*_FLOAT_SCHEMES, *_FP8_SCHEMES, *_BNB_SCHEMES, *grouped, *gguf)
+
+
+def checkpoint_weights(checkpoint: Checkpoint) -> WeightsEstimate:
+    """The weights of a checkpoint as the estimators take them: exactly its tensors' data
+    (safetensors or GGUF headers)."""
+    stored = tuple(TensorStorage(t.name, t.shape, t.dtype, t.nbytes, 1) for t in checkpoint.tensors)
+    kind = (
+        f"{checkpoint.file_format} ({checkpoint.quantization})"
+        if checkpoint.quantization
+        else checkpoint.file_format
+    )
+    return WeightsEstimate(
+        scheme="checkpoint",
+        total_bytes=checkpoint.total_bytes,
+        tensors=stored,
+        by_format=checkpoint.bytes_by_dtype(),
+        how=f"sum of the {len(stored):,} tensors' data in the {kind} header of {checkpoint.origin}",
+        notes=checkpoint.notes,
+    )
+
+
+def scheme_element(scheme: str) -> str:
+    """The number format most of a scheme's weights are stored in (formats.py name): the
+    format a rule of thumb multiplies the parameter count by."""
+    key = scheme.strip().lower()
+    if key in _FLOAT_SCHEMES:
+        return _FLOAT_SCHEMES[key]
+    if key in _FP8_SCHEMES:
+        return _FP8_SCHEMES[key]
+    if key in _BNB_SCHEMES:
+        return _BNB_SCHEMES[key][0]
+    if key.startswith("gguf-") and key[5:] in _GGUF_FTYPES:
+        return _GGUF_FTYPES[key[5:]].lower()
+    return key  # gptq-/awq- and microscaling schemes are format names themselves
 
 
 def is_weight_scheme(name: str) -> bool:

@@ -2,7 +2,8 @@
 
 Every estimate endpoint takes a JSON body whose fields are the command's options (same
 names, with ``_`` for ``-``) and answers with exactly the JSON that the command prints
-with ``--json``: both call the same builder (:func:`modelmem.cli.inference_data`, ...).
+with ``--json``: both call the same application layer (:mod:`modelmem.app.entry`), and the
+body models are generated from the same request fields as the command's options.
 
 =======================  ====================================================
 endpoint                 the same as
@@ -38,16 +39,24 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from importlib import resources
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from modelmem import __version__
+from modelmem.app.fields import OptionSpec, option_specs
+from modelmem.app.requests import (
+    DeviceRequest,
+    FitRequest,
+    InferenceRequest,
+    PlanRequestOptions,
+    TrainRequest,
+    workload_specs,
+)
 from modelmem.errors import InvalidValueError, ModelMemError, SourceError, UnknownNameError
 
 __all__ = ["DEFAULT_MAX_BODY_BYTES", "create_app", "resolve_web_source"]
@@ -81,13 +90,13 @@ def _config_name(config: dict[str, Any]) -> str:
 def _refuse_paths(field: str, text: str) -> None:
     """Names only: text that names a file, folder or URL is refused."""
     looks_like_path = (
-        text.startswith(("/", "~", ".", "\\")) or "/" in text or "\\" in text or "://" in text
+        text.startswith(("/", "~", ".", "\\"))
+        or "/" in text
+        or "\\" in text
+        or "://" in text
+        or text.lower().endswith((".json", ".gguf", ".model", ".tiktoken"))
     )
-    try:
-        exists = Path(text).expanduser().exists()
-    except (OSError, ValueError):
-        exists = False
-    if looks_like_path or exists:
+    if looks_like_path:
         raise InvalidValueError(field, text, "the web app reads no files: give a name")
 
 
@@ -120,16 +129,14 @@ def resolve_web_source(source: str | dict[str, Any], *, allow_hub: bool) -> Any:
         or text.lower().endswith((".json", ".gguf", ".safetensors"))
         or "://" in text.removeprefix("hf://")
     )
-    try:
-        exists = Path(text).expanduser().exists()
-    except (OSError, ValueError):
-        exists = False
-    if looks_like_path or exists:
+    if looks_like_path:
         raise InvalidValueError(
             "source", source, "the web app reads no files: paste the config.json instead"
         )
     try:
-        return resolve(text, allow_hub=allow_hub)
+        # never a file or folder of the server's: what exists there is not the client's
+        # business (and a name the OS refuses is no error of the server's)
+        return resolve(text, allow_hub=allow_hub, local_files=False)
     except SourceError as e:
         raise NotFoundError(str(e)) from None
     except InvalidValueError as e:
@@ -155,16 +162,9 @@ Count = Annotated[int, Field(ge=1, le=1 << 20)]
 Length = Annotated[int, Field(ge=1, le=1 << 24)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 Fraction01 = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
-Attention = Literal["sdpa", "eager"]
-Recipe = Literal["fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16", "mixed-bf16"]
-Optimizer = Literal[
-    "adamw", "adam", "adamw-8bit", "sgd", "sgd-momentum", "adagrad", "rmsprop", "lion", "adafactor"
-]
-OptimizerImpl = Literal["foreach", "fused", "for-loop"]
-Fsdp = Literal["no-shard", "shard-grad-op", "full-shard"]
-Method = Literal["full", "lora", "qlora"]
+SOURCE_MAX_CHARS = 200  # longer than any model name or Hub id
 SourceField = Annotated[
-    str | dict[str, Any],
+    Annotated[str, Field(min_length=1, max_length=SOURCE_MAX_CHARS)] | dict[str, Any],
     Field(
         description="A catalogue model (see /api/models), a size such as 7B, a Hub repo id "
         "(only with `modelmem serve --allow-hub`), or a config.json as a JSON object.",
@@ -179,114 +179,82 @@ class _Body(BaseModel):
     source: SourceField
 
 
-class ParamsBody(_Body):
-    """The options of ``modelmem params``."""
-
-    dtype: Name = "bf16"
-    optimizer: Literal["adamw", "adam", "sgd-momentum", "sgd"] = "adamw"
-    train_factor: Annotated[float, Field(ge=2, le=4, allow_inf_nan=False)] | None = None
-
-
-class _Overheads(_Body):
-    memory: Name | None = Field(default=None, description="Device memory budget, e.g. 24GiB.")
-    cuda_context: Name = "400MiB"
-    allocator_reserve: Fraction01 = 0.05
-
-
-class InferenceBody(_Overheads):
-    """The options of ``modelmem inference``."""
-
-    dtype: Name | None = None
-    kv_dtype: Name | None = None
-    batch: Count = 1
-    context: Length | None = None
-    prompt: Length | None = None
-    engine: Literal["transformers", "vllm", "llama.cpp"] | None = None
-    attention: Attention = "sdpa"
-    tp: Annotated[int, Field(ge=1, le=1024)] = 1
-    gpu_memory_utilization: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.9
-    max_num_batched_tokens: Length = 8192
-    ubatch: Length = 512
-    no_flash_attention: bool = False
-    gpu_layers: Annotated[int, Field(ge=0, le=100_000)] | None = None
+def _field(spec: OptionSpec) -> tuple[Any, Any]:
+    """A pydantic field for one request option: the same name, default, choices and bounds
+    as the command line's (both are generated from the request class)."""
+    bounds: dict[str, Any] = {}
+    if spec.minimum is not None:
+        bounds["ge"] = spec.minimum
+    if spec.maximum is not None:
+        bounds["le"] = spec.maximum
+    annotation: Any
+    if spec.kind is object:  # a DeepSpeed config: the parsed object, never a path here
+        annotation = dict[str, Any]
+    elif spec.choices is not None:
+        annotation = Literal[spec.choices]
+    elif spec.kind is bool:
+        annotation = bool
+    elif spec.kind is int:
+        annotation = Annotated[int, Field(**bounds)]
+    elif spec.kind is float:
+        annotation = Annotated[float, Field(allow_inf_nan=False, **bounds)]
+    else:
+        annotation = Annotated[str, Field(min_length=1, max_length=1000)]
+    if spec.required:
+        return annotation, Field(description=spec.help)
+    if spec.default is None:
+        annotation = annotation | None
+    return annotation, Field(default=spec.default, description=spec.help)
 
 
-class TrainBody(_Overheads):
-    """The options of ``modelmem train``."""
-
-    recipe: Recipe | None = None
-    optimizer: Optimizer = "adamw"
-    optimizer_impl: OptimizerImpl = "foreach"
-    batch: Count = 1
-    seq: Length = 2048
-    checkpointing: bool = False
-    selective_checkpointing: bool = False
-    attention: Attention = "sdpa"
-    grad_accumulation: Count = 1
-    method: Method | None = None
-    lora_rank: Annotated[int, Field(ge=1, le=65_536)] | None = None
-    lora_targets: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
-    dora: bool = False
-    qlora_scheme: Name = "bnb-nf4-dq"
-    zero: Annotated[int, Field(ge=0, le=3)] = 0
-    fsdp: Fsdp | None = None
-    devices: Annotated[int, Field(ge=1, le=1 << 16)] = 1
-    offload_optimizer: Literal["none", "cpu", "nvme"] = "none"
-    offload_param: Literal["none", "cpu", "nvme"] = "none"
-    fsdp_offload: bool = False
-    nodes: Annotated[int, Field(ge=1, le=1 << 16)] = 1
-    zero_init: bool = True
-    tp: Annotated[int, Field(ge=1, le=1024)] = 1
-    pp: Annotated[int, Field(ge=1, le=1024)] = 1
-    sp: bool = False
-    paged_optimizer: bool = False
-    optimizer_in_backward: bool = False
-    loss: Literal["full", "chunked", "fused"] | None = None
-    loss_chunks: Annotated[int, Field(ge=1, le=1 << 16)] | None = None
-    deepspeed: dict[str, Any] | None = Field(
-        default=None, description="A DeepSpeed config (ds_config.json) as a JSON object."
-    )
+def body_model(name: str, doc: str, *groups: tuple[OptionSpec, ...]) -> type[_Body]:
+    """A request body with a ``source`` and the options of ``groups`` (first wins)."""
+    fields: dict[str, Any] = {}
+    for specs in groups:
+        for spec in specs:
+            if spec.name not in fields:
+                fields[spec.name] = _field(spec)
+    model: type[_Body] = create_model(name, __base__=_Body, __doc__=doc, **fields)
+    return model
 
 
-class _Workload(_Body):
-    """The workload options `fit` and `plan` share."""
-
-    device: Name = Field(description="A catalogue device or alias (see /api/devices).")
-    count: Annotated[int, Field(ge=1, le=1 << 16)] = 1
-    reserve: Fraction01 = 0.05
-    dtype: Name | None = None
-    kv_dtype: Name | None = None
-    batch: Count = 1
-    context: Length | None = None
-    seq: Length | None = None
-    attention: Attention = "sdpa"
-    recipe: Recipe | None = None
-    optimizer: Optimizer | None = None
-    optimizer_impl: OptimizerImpl = "foreach"
-    lora_rank: Annotated[int, Field(ge=1, le=65_536)] | None = None
-    lora_targets: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
-    qlora_scheme: Name = "bnb-nf4-dq"
-    zero: Annotated[int, Field(ge=0, le=3)] | None = None
-    fsdp: Fsdp | None = None
-    cuda_context: Name = "400MiB"
-    allocator_reserve: Fraction01 = 0.05
-
-
-class FitBody(_Workload):
-    """The options of ``modelmem fit SOURCE``."""
-
-    mode: Literal["inference", "train"] = "inference"
-    method: Method | None = None
-    checkpointing: bool = False
-
-
-class PlanBody(_Workload):
-    """The options of ``modelmem plan SOURCE`` for one device."""
-
-    goal: Literal["inference", "train", "lora", "qlora"] = "inference"
-    objective: Literal["context", "batch", "devices", "quality"] | None = None
-    checkpointing: bool | None = None
-    top: Annotated[int, Field(ge=1, le=100)] = 5
+_DEVICE = option_specs(DeviceRequest)
+ParamsBody = create_model(
+    "ParamsBody",
+    __base__=_Body,
+    __doc__="The options of ``modelmem params``.",
+    dtype=(Name | None, None),
+    optimizer=(Literal["adamw", "adam", "sgd-momentum", "sgd"], "adamw"),
+    train_factor=(Annotated[float, Field(ge=2, le=4, allow_inf_nan=False)] | None, None),
+)
+InferenceBody = body_model(
+    "InferenceBody", "The options of ``modelmem inference``.", InferenceRequest.specs()
+)
+TrainBody = body_model("TrainBody", "The options of ``modelmem train``.", TrainRequest.specs())
+FitBody = body_model(
+    "FitBody",
+    "The options of ``modelmem fit SOURCE``: the device, and every inference and train option.",
+    _DEVICE,
+    option_specs(FitRequest),
+    workload_specs(),
+)
+PlanBody = body_model(
+    "PlanBody",
+    "The options of ``modelmem plan SOURCE`` for one device: options given are fixed, the "
+    "rest searched.",
+    _DEVICE,
+    option_specs(PlanRequestOptions),
+    workload_specs(),
+)
+# the fields that are not workload options
+_NOT_WORKLOAD = frozenset(
+    {
+        "source",
+        *(s.name for s in _DEVICE),
+        "mode",
+        *(s.name for s in option_specs(PlanRequestOptions)),
+    }
+)
 
 
 SweepValues = Annotated[list[Length], Field(min_length=1, max_length=MAX_SWEEP_POINTS)]
@@ -303,19 +271,19 @@ class TokensBody(BaseModel):
     )
     source: SourceField | None = None
     completion: Annotated[int, Field(ge=0, le=1 << 24)] = 0
-    kv_dtype: Name = "bf16"
+    kv_dtype: Name | None = None
     pieces: bool = False
     special: bool = True
 
 
-class InferenceSweepBody(InferenceBody):
+class InferenceSweepBody(InferenceBody):  # type: ignore[valid-type,misc]
     """``inference`` at each value of one axis (the other options fixed; no budget)."""
 
     axis: Literal["context", "batch"] = "context"
     values: SweepValues
 
 
-class TrainSweepBody(TrainBody):
+class TrainSweepBody(TrainBody):  # type: ignore[valid-type,misc]
     """``train`` at each value of one axis (the other options fixed; no budget)."""
 
     axis: Literal["seq", "batch"] = "seq"
@@ -450,8 +418,8 @@ def create_app(
     ``trusted_hosts``: the Host header values accepted (a loopback server passes its own
     names, which stops DNS rebinding); None accepts any.
     """
-    from modelmem import cli
-    from modelmem import cli_hardware as hw
+    from modelmem.app import catalogues, entry
+    from modelmem.app.models import require_architecture
 
     app = FastAPI(
         title="modelmem",
@@ -481,40 +449,44 @@ def create_app(
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    def model_of(body: _Body, architecture: bool = True) -> Any:
+    def model_of(body: Any, architecture: bool = True) -> Any:
         model = resolve_web_source(body.source, allow_hub=allow_hub)
         if architecture:
             label = body.source if isinstance(body.source, str) else "the pasted config"
-            model = cli.require_architecture(model, label)
+            model = require_architecture(model, label)
         return model
 
-    def options(body: BaseModel, *skip: str) -> dict[str, Any]:
-        return {k: v for k, v in body.model_dump().items() if k not in ("source", *skip)}
+    def workload(body: BaseModel, *skip: str) -> tuple[dict[str, Any], frozenset[str]]:
+        """The workload options of a body and the names the client set."""
+        drop = {*_NOT_WORKLOAD, *skip}
+        options = {k: v for k, v in body.model_dump().items() if k not in drop}
+        return options, frozenset(body.model_fields_set) - drop
 
     common: dict[str, Any] = {"response_class": RawJSONResponse, "responses": ERROR_RESPONSES}
 
     @app.post("/api/params", **common)
-    def params(body: ParamsBody) -> Any:
+    def params(body: ParamsBody) -> Any:  # type: ignore[valid-type]
         """`modelmem params SOURCE --json`: parameter count, breakdown, rule of thumb."""
-        return cli.params_data(model_of(body, architecture=False), **options(body))
+        b: Any = body
+        return entry.params_data(
+            model_of(b, architecture=False),
+            dtype=b.dtype,
+            optimizer=b.optimizer,
+            train_factor=b.train_factor,
+        )
 
     @app.post("/api/tokens", **common)
     def tokens(body: TokensBody) -> Any:
         """`modelmem tokens TEXT --json`: token ids and count; with a source, the limit."""
-        from modelmem.cli_tokens import model_tokenizer, text_tokens_data
-        from modelmem.tokens import load_tokenizer
+        from modelmem.app.tokens import choose_tokenizer, text_tokens_data
 
         model = None
         if body.source is not None:
             model = resolve_web_source(body.source, allow_hub=allow_hub)
-            model = cli.require_architecture(model, "source")
+            model = require_architecture(model, "source")
         if body.tokenizer is not None:
             _refuse_paths("tokenizer", body.tokenizer)
-            tok = load_tokenizer(body.tokenizer)
-        elif model is not None:
-            tok = model_tokenizer(model)
-        else:
-            raise InvalidValueError("tokenizer", None, "give a tokenizer or a source")
+        tok, note = choose_tokenizer(body.tokenizer, model)
         return text_tokens_data(
             body.text,
             tokenizer=tok,
@@ -523,40 +495,56 @@ def create_app(
             kv_dtype=body.kv_dtype,
             pieces=body.pieces,
             special=body.special,
+            notes=(note,) if note else (),
         )
 
     @app.post("/api/inference", **common)
-    def inference(body: InferenceBody) -> Any:
+    def inference(body: InferenceBody) -> Any:  # type: ignore[valid-type]
         """`modelmem inference SOURCE --json`: the memory to serve the model."""
-        return cli.inference_data(model_of(body), **options(body))
+        return entry.inference_data(model_of(body), *workload(body))
 
     @app.post("/api/train", **common)
-    def train(body: TrainBody) -> Any:
+    def train(body: TrainBody) -> Any:  # type: ignore[valid-type]
         """`modelmem train SOURCE --json`: the peak of a training step."""
-        return cli.train_data(model_of(body), **options(body))
+        return entry.train_data(model_of(body), *workload(body))
 
     @app.post("/api/fit", **common)
-    def fit(body: FitBody) -> Any:
+    def fit(body: FitBody) -> Any:  # type: ignore[valid-type]
         """`modelmem fit SOURCE --device D --json`: the verdict on COUNT × DEVICE."""
-        opts = options(body)
-        opts["device"] = _catalogue_device(body.device)
-        return hw.fit_data(model_of(body), **opts)
+        b: Any = body
+        return entry.fit_data(
+            model_of(b),
+            *workload(b),
+            device=_catalogue_device(b.device),
+            count=b.count,
+            reserve=b.reserve,
+            mode=b.mode,
+        )
 
     @app.post("/api/plan", **common)
-    def plan(body: PlanBody) -> Any:
+    def plan(body: PlanBody) -> Any:  # type: ignore[valid-type]
         """`modelmem plan SOURCE --device D --json`: configurations that fit."""
-        opts = options(body)
-        opts["device"] = _catalogue_device(body.device)
-        return hw.plan_data(model_of(body), **opts)
+        b: Any = body
+        return entry.plan_data(
+            model_of(b),
+            *workload(b),
+            device=_catalogue_device(b.device),
+            count=b.count,
+            reserve=b.reserve,
+            goal=b.goal,
+            objective=b.objective,
+            top=b.top,
+            no_offload=b.no_offload,
+        )
 
     @app.post("/api/inference/sweep", **common)
     def inference_sweep(body: InferenceSweepBody) -> Any:
         """`inference` at each of ``values`` of ``axis``: the points of a chart."""
         model = model_of(body)
-        opts = options(body, "axis", "values", "memory")
+        options, given = workload(body, "axis", "values", "memory")
         points = []
         for value in body.values:
-            data = cli.inference_data(model, **{**opts, body.axis: value})
+            data = entry.inference_data(model, {**options, body.axis: value}, given | {body.axis})
             points.append(_point(value, data))
         return {"source": model.label, "axis": body.axis, "points": points}
 
@@ -564,10 +552,10 @@ def create_app(
     def train_sweep(body: TrainSweepBody) -> Any:
         """`train` at each of ``values`` of ``axis``: the points of a chart."""
         model = model_of(body)
-        opts = options(body, "axis", "values", "memory")
+        options, given = workload(body, "axis", "values", "memory")
         points = []
         for value in body.values:
-            data = cli.train_data(model, **{**opts, body.axis: value})
+            data = entry.train_data(model, {**options, body.axis: value}, given | {body.axis})
             points.append(_point(value, data))
         return {"source": model.label, "axis": body.axis, "points": points}
 
@@ -578,17 +566,17 @@ def create_app(
         min_memory: Annotated[str | None, Query(max_length=100)] = None,
     ) -> Any:
         """`modelmem devices --json`: the accelerator catalogue."""
-        return hw.devices_data(kind, vendor, min_memory)
+        return catalogues.devices_data(kind, vendor, min_memory)
 
     @app.get("/api/models", **common)
     def models(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
         """`modelmem models --json`: the model catalogue."""
-        return cli.models_data(family)
+        return catalogues.models_data(family)
 
     @app.get("/api/formats", **common)
     def formats(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
         """`modelmem formats --json`: number formats with exact bits per value."""
-        return cli.formats_data(family)
+        return catalogues.formats_data(family)
 
     def page(name: str) -> Response:
         return Response(_static(name), media_type=STATIC_FILES[name], headers=SECURITY_HEADERS)

@@ -86,13 +86,23 @@ def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> R
     )
 
 
-def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
-    """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network)."""
+def _existing_path(text: str) -> Path | None:
+    """The local file or folder ``text`` names, if any (a name the OS refuses is none)."""
+    try:
+        path = Path(text).expanduser()
+        return path if path.exists() else None
+    except (OSError, ValueError):  # e.g. a name longer than the OS allows
+        return None
+
+
+def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) -> ResolvedModel:
+    """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network;
+    ``local_files=False``: never read a file or folder the text names, as in the web app)."""
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
-    path = Path(text).expanduser()
-    if not text.startswith(HUB_PREFIX) and path.exists():
+    path = _existing_path(text) if local_files and not text.startswith(HUB_PREFIX) else None
+    if path is not None:
         return _from_path(path)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:

@@ -10,10 +10,6 @@ element; a GGUF tensor's shape is already the logical one).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from modelmem.memory.weights import WeightsEstimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,20 +48,3 @@ class Checkpoint:
         for t in self.tensors:
             totals[t.dtype] = totals.get(t.dtype, 0) + t.nbytes
         return tuple(sorted(totals.items(), key=lambda kv: (-kv[1], kv[0])))
-
-    def weights_estimate(self) -> WeightsEstimate:
-        """The weights as the memory estimators take them: exactly the file's tensor bytes."""
-        from modelmem.memory.weights import TensorStorage, WeightsEstimate
-
-        stored = tuple(TensorStorage(t.name, t.shape, t.dtype, t.nbytes, 1) for t in self.tensors)
-        kind = (
-            f"{self.file_format} ({self.quantization})" if self.quantization else self.file_format
-        )
-        return WeightsEstimate(
-            scheme="checkpoint",
-            total_bytes=self.total_bytes,
-            tensors=stored,
-            by_format=self.bytes_by_dtype(),
-            how=f"sum of the {len(stored):,} tensors' data in the {kind} header of {self.origin}",
-            notes=self.notes,
-        )

@@ -1,6 +1,6 @@
 """The ``serve`` command: the local web app (API + page) under uvicorn.
 
-Imported at the end of :mod:`modelmem.cli`; imports only click at import time (fastapi and
+Imported when the command runs; imports only click at import time (fastapi and
 uvicorn are imported when the command runs), so ``modelmem --help`` stays fast.
 """
 

@@ -17,7 +17,7 @@ import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
-from modelmem.measure.run import Measurement, MeasureSettings, measure
+from modelmem.measurement.run import Measurement, MeasureSettings, measure
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 from modelmem.model.spec import ModelSpec
 

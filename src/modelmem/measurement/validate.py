@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modelmem.measure.extrapolate import run_measurement
-from modelmem.measure.run import MeasureSettings
+from modelmem.measurement.extrapolate import run_measurement
+from modelmem.measurement.run import MeasureSettings
 from modelmem.memory.inference import InferenceWorkload, estimate_inference
 from modelmem.model.sources import resolve
 

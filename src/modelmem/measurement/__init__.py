@@ -25,7 +25,7 @@ def load_measure() -> tuple[Callable[..., Any], type]:
             __import__(module)
         except ImportError:
             raise MeasureUnavailableError(module) from None
-    from modelmem.measure.extrapolate import run_measurement
-    from modelmem.measure.run import MeasureSettings
+    from modelmem.measurement.extrapolate import run_measurement
+    from modelmem.measurement.run import MeasureSettings
 
     return run_measurement, MeasureSettings

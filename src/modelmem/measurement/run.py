@@ -23,7 +23,7 @@ from typing import Any, Literal
 import torch
 
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
-from modelmem.measure.tracker import Allocation, Peak, StorageTracker, round_up
+from modelmem.measurement.tracker import Allocation, Peak, StorageTracker, round_up
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 
 Mode = Literal["train", "inference"]

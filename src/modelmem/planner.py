@@ -44,12 +44,12 @@ from typing import Any
 
 from modelmem.errors import InvalidValueError, ModelMemError, check_choices
 from modelmem.hardware.catalogue import Accelerator
-from modelmem.hardware.fit import DEFAULT_RESERVE, FitVerdict, check_count, fit_budget, fit_bytes
+from modelmem.hardware.fit import FitVerdict, check_count, fit_budget, fit_bytes
 from modelmem.memory.breakdown import MemoryBreakdown
-from modelmem.memory.inference import InferenceWorkload, estimate_inference
+from modelmem.memory.inference import EngineSettings, InferenceWorkload, estimate_inference
 from modelmem.memory.training import TrainingWorkload, estimate_training
 from modelmem.model.spec import ModelSpec
-from modelmem.vocabulary import DEFAULT_ALLOCATOR_RESERVE, DEFAULT_CUDA_CONTEXT_BYTES
+from modelmem.vocabulary import DEFAULT_RESERVE, GOALS, OBJECTIVES
 
 __all__ = [
     "GOALS",
@@ -66,47 +66,51 @@ __all__ = [
     "workload",
 ]
 
-GOALS: tuple[str, ...] = ("inference", "train", "lora", "qlora")
-OBJECTIVES: tuple[str, ...] = ("context", "batch", "devices", "quality")
 # weight scheme -> quality loss (ordinal); fp8 needs a device with fp8 matrix units
-WEIGHT_FORMATS: tuple[tuple[str, int], ...] = (
-    ("bf16", 0),
-    ("fp8", 1),
-    ("bnb-int8", 1),
-    ("awq-4bit-g128", 3),
-    ("bnb-nf4", 4),
-)
-KV_FORMATS: tuple[tuple[str | None, int], ...] = ((None, 0), ("fp8", 1))
+# Per engine: what it can load (vLLM: no bitsandbytes 8-bit in the search, AWQ for 4-bit;
+# llama.cpp: GGUF file types)
+WEIGHT_FORMATS: dict[str, tuple[tuple[str, int], ...]] = {
+    "transformers": (
+        ("bf16", 0),
+        ("fp8", 1),
+        ("bnb-int8", 1),
+        ("awq-4bit-g128", 3),
+        ("bnb-nf4", 4),
+    ),
+    "vllm": (("bf16", 0), ("fp8", 1), ("awq-4bit-g128", 3)),
+    "llama.cpp": (
+        ("gguf-f16", 0),
+        ("gguf-q8_0", 1),
+        ("gguf-q6_k", 1),
+        ("gguf-q5_k_m", 2),
+        ("gguf-q4_k_m", 3),
+        ("gguf-q3_k_m", 4),
+    ),
+}
+# None: the engine's default cache format for the weights
+KV_FORMATS: dict[str, tuple[tuple[str | None, int], ...]] = {
+    "transformers": ((None, 0), ("fp8", 1)),
+    "vllm": ((None, 0), ("fp8", 1)),
+    "llama.cpp": ((None, 0), ("q8_0", 1), ("q4_0", 2)),
+}
 OPTIMIZERS: tuple[tuple[str, int], ...] = (("adamw", 0), ("adamw-8bit", 1), ("adafactor", 2))
 LORA_RANKS: tuple[int, ...] = (64, 32, 16, 8)
 MAX_BATCH = {"inference": 4096, "train": 1024, "lora": 1024, "qlora": 1024}
-DEFAULT_TRAIN_SEQ = 2048
-DEFAULT_INFERENCE_CONTEXT_CAP = 8192
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PlanRequest:
-    """What to plan for; a knob left None is searched."""
+    """What to plan for. ``base`` is the workload the user's options describe (built by
+    the application layer exactly as `inference`/`train` build it); the knobs named in
+    ``fixed`` keep its values, every other knob of the goal is searched."""
 
     goal: str = "inference"
+    base: InferenceWorkload | TrainingWorkload
+    settings: EngineSettings | None = None  # the engine's knobs (inference)
+    fixed: frozenset[str] = frozenset()  # knobs the user set: dtype, kv_dtype, tp, ...
     objective: str | None = None  # default: context for inference, batch for training
     max_devices: int = 1  # devices available; the plan may use fewer
-    batch: int = 1
-    length: int | None = None  # context (inference) or sequence (training); None: default
-    dtype: str | None = None  # inference weight scheme
-    kv_dtype: str | None = None
-    recipe: str | None = None  # training recipe; default amp-bf16 (full), pure-bf16 (LoRA)
-    optimizer: str | None = None
-    optimizer_impl: str = "foreach"
-    checkpointing: bool | None = None
-    zero: int | None = None
     offload: bool = True  # search ZeRO-Offload of optimizer (and parameters) to CPU
-    lora_rank: int | None = None
-    lora_targets: tuple[str, ...] | str | None = None
-    qlora_scheme: str = "bnb-nf4-dq"
-    attention: str = "sdpa"
-    cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
-    allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
     reserve: Fraction = DEFAULT_RESERVE  # safety reserve of the fit verdict
     top: int = 5
 
@@ -115,30 +119,33 @@ class PlanRequest:
         if self.objective is not None:
             check_choices(self, (("objective", OBJECTIVES),))
         check_count(self.max_devices)
-        for name in ("batch", "top") + (("length",) if self.length is not None else ()):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidValueError(name, value, "must be an integer >= 1")
-        if self.zero is not None and self.zero not in (0, 1, 2, 3):
-            raise InvalidValueError("zero", self.zero, "must be 0, 1, 2 or 3")
-        if self.lora_rank is not None and self.lora_rank < 1:
-            raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+        if isinstance(self.top, bool) or not isinstance(self.top, int) or self.top < 1:
+            raise InvalidValueError("top", self.top, "must be an integer >= 1")
+        inference = isinstance(self.base, InferenceWorkload)
+        if inference != (self.goal == "inference"):
+            raise InvalidValueError("goal", self.goal, "does not match the workload")
 
     @property
     def chosen_objective(self) -> str:
         return self.objective or ("context" if self.goal == "inference" else "batch")
 
-    def default_length(self, spec: ModelSpec) -> int:
-        if self.length is not None:
-            return self.length
-        if self.goal == "inference":
-            return min(spec.context_length, DEFAULT_INFERENCE_CONTEXT_CAP)
-        return min(spec.context_length, DEFAULT_TRAIN_SEQ)
+    @property
+    def length(self) -> int:
+        b = self.base
+        return b.context if isinstance(b, InferenceWorkload) else b.seq
+
+    def is_fixed(self, knob: str) -> bool:
+        return knob in self.fixed
 
 
 # Slowness the ranking charges: host round trips every step (optimizer on the CPU; with
 # parameters, a fetch per layer and pass).
-_OFFLOAD_COST: dict[str, int] = {"none": 0, "optimizer": 3, "optimizer+params": 5}
+_OFFLOAD_COST: dict[str, int] = {
+    "none": 0,
+    "optimizer": 3,
+    "optimizer+params": 5,
+    "as-given": 0,
+}
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,51 +201,54 @@ class Config:
                 parts.append("checkpointing")
             if self.devices > 1 or self.zero:
                 parts.append(f"ZeRO-{self.zero} × {self.devices}")
-            if self.offload != "none":
+            if self.offload == "as-given":
+                parts.append("offloaded as given")
+            elif self.offload != "none":
                 parts.append(f"{self.offload} offloaded to CPU")
             parts += [f"batch {self.batch}", f"seq {self.length:,}"]
         return ", ".join(parts)
 
 
 def workload(config: Config, request: PlanRequest) -> InferenceWorkload | TrainingWorkload:
-    """The estimator's workload for ``config`` (with the request's overheads)."""
-    if config.goal == "inference":
-        return InferenceWorkload(
+    """The estimator's workload for ``config``: the request's base with the config's knobs."""
+    base = request.base
+    if isinstance(base, InferenceWorkload):
+        prompt = None if base.prompt is None else min(base.prompt, config.length)
+        return replace(
+            base,
             batch=config.batch,
             context=config.length,
-            dtype=config.dtype or "bf16",
-            kv_dtype=config.kv_dtype,
+            prompt=prompt,
+            dtype=config.dtype or base.dtype,
+            kv_dtype=config.kv_dtype or base.kv_dtype,
             tp=config.devices,
-            attention=request.attention,
-            cuda_context_bytes=request.cuda_context_bytes,
-            allocator_reserve=request.allocator_reserve,
+            stored_weights=base.stored_weights if config.dtype == base.dtype else None,
         )
-    return TrainingWorkload(
+    return replace(
+        base,
         batch=config.batch,
         seq=config.length,
-        recipe=config.recipe or "amp-bf16",
-        optimizer=config.optimizer or "adamw",
-        optimizer_impl=request.optimizer_impl,
+        recipe=config.recipe or base.recipe,
+        optimizer=config.optimizer or base.optimizer,
         checkpointing=config.checkpointing,
-        attention=request.attention,
-        method="full" if config.goal == "train" else config.goal,
-        lora_rank=config.lora_rank or 16,
-        lora_targets=request.lora_targets,
-        qlora_scheme=request.qlora_scheme,
+        selective_checkpointing=base.selective_checkpointing and not config.checkpointing,
         zero=config.zero,
-        offload_optimizer="cpu" if config.offload != "none" else "none",
-        offload_param="cpu" if config.offload == "optimizer+params" else "none",
+        offload_optimizer=_OFFLOAD_OPTIMIZER[config.offload] or base.offload_optimizer,
+        offload_param=_OFFLOAD_PARAM[config.offload] or base.offload_param,
         devices=config.devices,
-        cuda_context_bytes=request.cuda_context_bytes,
-        allocator_reserve=request.allocator_reserve,
+        lora_rank=config.lora_rank or base.lora_rank,
     )
+
+
+_OFFLOAD_OPTIMIZER = {"none": None, "optimizer": "cpu", "optimizer+params": "cpu", "as-given": None}
+_OFFLOAD_PARAM = {"none": None, "optimizer": None, "optimizer+params": "cpu", "as-given": None}
 
 
 def estimate(spec: ModelSpec, config: Config, request: PlanRequest) -> MemoryBreakdown:
     """The estimator's per-device breakdown for ``config``."""
     w = workload(config, request)
     if isinstance(w, InferenceWorkload):
-        return estimate_inference(spec, w).breakdown
+        return estimate_inference(spec, w, request.settings).breakdown
     return estimate_training(spec, w).breakdown
 
 
@@ -364,14 +374,22 @@ class Planner:
     def __init__(self, spec: ModelSpec, label: str | None = None) -> None:
         self.spec = spec
         self.label = label or spec.name
-        self._curves: dict[tuple[Config, str, PlanRequest], _Curve] = {}
-        self._totals: dict[tuple[Config, PlanRequest], int | None] = {}
+        self._curves: dict[tuple[Config, str, int], _Curve] = {}
+        self._totals: dict[tuple[Config, int], int | None] = {}
+        self._requests: dict[int, PlanRequest] = {}  # keeps each keyed request alive
         self.estimates = 0  # estimator calls made, for benchmarks
+
+    def _key(self, request: PlanRequest) -> int:
+        """A cache key for what an estimate depends on beyond its Config: the base
+        workload and the engine settings (the request is kept, so its id stays unique)."""
+        key = id(request.base) ^ (id(request.settings) << 1)
+        self._requests.setdefault(key, request)
+        return key
 
     # -- estimates ------------------------------------------------------------------------
     def _total(self, config: Config, request: PlanRequest) -> int | None:
         """Peak bytes per device, or None when the estimator refuses the configuration."""
-        key = (config, _overheads(request))
+        key = (config, self._key(request))
         if key not in self._totals:
             self.estimates += 1
             try:
@@ -381,7 +399,7 @@ class Planner:
         return self._totals[key]
 
     def _curve(self, shape: Config, knob: str, request: PlanRequest) -> _Curve:
-        key = (shape, knob, _overheads(request))
+        key = (shape, knob, self._key(request))
         curve = self._curves.get(key)
         if curve is None:
 
@@ -395,87 +413,118 @@ class Planner:
     # -- the search space -----------------------------------------------------------------
     def shapes(self, request: PlanRequest, device: Accelerator | None) -> Iterable[Config]:
         """Every configuration the request leaves open, at the request's batch and length."""
-        length = request.default_length(self.spec)
+        if isinstance(request.base, InferenceWorkload):
+            yield from self._inference_shapes(request, request.base, device)
+        else:
+            yield from self._training_shapes(request, request.base)
+
+    def _inference_shapes(
+        self, request: PlanRequest, base: InferenceWorkload, device: Accelerator | None
+    ) -> Iterable[Config]:
         fp8_ok = device is None or device.fp8_flops is not None
-        if request.goal == "inference":
-            weights = (
-                ((request.dtype, _weight_loss(request.dtype)),)
-                if request.dtype
-                else tuple(w for w in WEIGHT_FORMATS if fp8_ok or w[0] != "fp8")
+        engine = base.engine
+        if request.is_fixed("dtype") or base.stored_weights is not None:
+            weights: tuple[tuple[str, int], ...] = ((base.dtype, _weight_loss(base.dtype)),)
+        else:
+            weights = tuple(
+                w for w in WEIGHT_FORMATS[engine] if fp8_ok or not w[0].startswith("fp8")
             )
-            kvs = (
-                ((request.kv_dtype, 1 if "fp8" in request.kv_dtype else 0),)
-                if request.kv_dtype
-                else tuple(k for k in KV_FORMATS if fp8_ok or k[0] != "fp8")
+        if request.is_fixed("kv_dtype"):
+            kvs: tuple[tuple[str, int], ...] = ((str(base.kv_dtype), _kv_loss(base.kv_dtype)),)
+        else:
+            kvs = tuple(
+                (k or str(base.kv_dtype), q)
+                for k, q in KV_FORMATS[engine]
+                if fp8_ok or not (k or "").startswith("fp8")
             )
-            for count in _counts(request.max_devices):
-                for dtype, q_w in weights:
-                    for kv, q_kv in kvs:
-                        yield Config(
-                            goal="inference",
-                            devices=count,
-                            batch=request.batch,
-                            length=length,
-                            dtype=dtype,
-                            kv_dtype=kv,
-                            quality_loss=q_w + q_kv,
-                        )
-            return
-        full = request.goal == "train"
-        recipe = request.recipe or ("amp-bf16" if full else "pure-bf16")
-        optimizers = (
-            ((request.optimizer, dict(OPTIMIZERS).get(request.optimizer, 0)),)
-            if request.optimizer
-            else (OPTIMIZERS if full else OPTIMIZERS[:1])
-        )
-        checkpointing = (
-            (request.checkpointing,) if request.checkpointing is not None else (False, True)
-        )
-        ranks: tuple[int | None, ...] = (
-            (None,) if full else (request.lora_rank,) if request.lora_rank else LORA_RANKS
-        )
-        # the estimator shards model states by ZeRO only for full training; a LoRA run on
-        # more devices is data parallel, each device holding the whole frozen base
-        counts = _counts(request.max_devices) if full else (1,)
+        counts = (base.tp,) if request.is_fixed("tp") else _tp_counts(self.spec, request, engine)
         for count in counts:
-            for zero, offload in self._sharding(request, count, full):
+            for dtype, q_w in weights:
+                for kv, q_kv in kvs:
+                    yield Config(
+                        goal="inference",
+                        devices=count,
+                        batch=base.batch,
+                        length=request.length,
+                        dtype=dtype,
+                        kv_dtype=kv,
+                        quality_loss=q_w + q_kv,
+                    )
+
+    def _training_shapes(self, request: PlanRequest, base: TrainingWorkload) -> Iterable[Config]:
+        full = request.goal == "train"
+        fixed = request.is_fixed
+        optimizers = (
+            ((base.optimizer, dict(OPTIMIZERS).get(base.optimizer, 0)),)
+            if fixed("optimizer") or not full
+            else OPTIMIZERS
+        )
+        checkpointing = (base.checkpointing,) if fixed("checkpointing") else (False, True)
+        ranks: tuple[int | None, ...] = (
+            (None,) if full else (base.lora_rank,) if fixed("lora_rank") else LORA_RANKS
+        )
+        per_replica = base.tp * base.pp
+        if fixed("devices"):
+            counts: tuple[int, ...] = (base.devices,)
+        elif full:
+            counts = tuple(c for c in _counts(request.max_devices // per_replica))
+        else:
+            counts = (1,)
+        for count in counts:
+            for zero, offload in self._sharding(request, base, count, full):
                 for optimizer, q_opt in optimizers:
                     for ckpt in checkpointing:
                         for rank in ranks:
                             q_rank = 0 if rank is None else _rank_loss(rank)
-                            yield Config(
-                                goal=request.goal,
-                                devices=count,
-                                batch=request.batch,
-                                length=length,
-                                # sharded or offloaded full training runs DeepSpeed's/FSDP's
-                                # bf16 mode (the CLI's default there too)
-                                recipe=(
-                                    "mixed-bf16"
-                                    if full and zero and request.recipe is None
-                                    else recipe
-                                ),
-                                optimizer=optimizer,
-                                checkpointing=ckpt,
-                                zero=zero,
-                                offload=offload,
-                                lora_rank=rank,
-                                quality_loss=q_opt + q_rank,
-                                cost=(2 if ckpt else 0) + zero + _OFFLOAD_COST[offload],
-                            )
+                            # sharded or offloaded full training runs DeepSpeed's/FSDP's
+                            # bf16 mode (the train command's default there too)
+                            for recipe, q_recipe in self._recipes(request, base, zero, offload):
+                                yield Config(
+                                    goal=request.goal,
+                                    devices=count,
+                                    batch=base.batch,
+                                    length=request.length,
+                                    recipe=recipe,
+                                    optimizer=optimizer,
+                                    checkpointing=ckpt,
+                                    zero=zero,
+                                    offload=offload,
+                                    lora_rank=rank,
+                                    quality_loss=q_opt + q_rank + q_recipe,
+                                    cost=(2 if ckpt else 0) + zero + _OFFLOAD_COST[offload],
+                                )
 
     @staticmethod
-    def _sharding(request: PlanRequest, count: int, full: bool) -> tuple[tuple[int, str], ...]:
+    def _recipes(
+        request: PlanRequest, base: TrainingWorkload, zero: int, offload: str
+    ) -> tuple[tuple[str, int], ...]:
+        """Precision recipes to try: the one given, else the train command's default for
+        the setup (mixed-bf16 when sharded or offloaded: DeepSpeed's/FSDP's bf16 mode;
+        amp-bf16 otherwise) and, for full training, pure bf16 (no fp32 master copy: a
+        quality cost the ranking charges)."""
+        if request.is_fixed("recipe") or request.goal != "train":
+            return ((base.recipe, 0),)
+        default = "mixed-bf16" if zero or offload != "none" else "amp-bf16"
+        return ((default, 0), ("pure-bf16", 1))
+
+    @staticmethod
+    def _sharding(
+        request: PlanRequest, base: TrainingWorkload, count: int, full: bool
+    ) -> tuple[tuple[int, str], ...]:
         """(ZeRO stage, offload) pairs to try: sharding across several devices, and for full
         training ZeRO-Offload of the optimizer (stage 2) or of everything (stage 3) to CPU,
         which helps on one device too."""
-        if request.zero is not None:
-            stages: tuple[int, ...] = (request.zero,)
+        if request.is_fixed("offload"):
+            offloaded = base.offload_optimizer != "none" or base.offload_param != "none"
+            return ((base.zero, "as-given" if offloaded else "none"),)
+        if request.is_fixed("zero"):
+            stages: tuple[int, ...] = (base.zero,)
         else:
             stages = (0,) if count == 1 else (1, 2, 3)
         pairs = [(z, "none") for z in stages]
-        if full and request.offload and request.zero in (None, 2, 3):
-            if request.zero in (None, 2):
+        fixed_zero = base.zero if request.is_fixed("zero") else None
+        if full and request.offload and fixed_zero in (None, 2, 3) and not base.fsdp:
+            if fixed_zero in (None, 2):
                 pairs.append((2, "optimizer"))
             pairs.append((3, "optimizer+params"))
         return tuple(pairs)
@@ -533,7 +582,7 @@ class Planner:
             request.goal == "inference"
             and device is not None
             and device.fp8_flops is None
-            and not request.dtype
+            and not request.is_fixed("dtype")
         ):
             notes.append(f"{name} has no fp8 matrix units: fp8 formats not searched")
         if request.goal in ("lora", "qlora"):
@@ -563,32 +612,33 @@ def _with(config: Config, knob: str, value: int) -> Config:
     return replace(config, batch=value) if knob == "batch" else replace(config, length=value)
 
 
-def _overheads(request: PlanRequest) -> PlanRequest:
-    """The parts of a request an estimate depends on beyond its Config (a cache key)."""
-    return replace(
-        request,
-        objective=None,
-        max_devices=1,
-        batch=1,
-        length=None,
-        dtype=None,
-        kv_dtype=None,
-        recipe=None,
-        optimizer=None,
-        checkpointing=None,
-        zero=None,
-        lora_rank=None,
-        reserve=DEFAULT_RESERVE,
-        top=1,
-        goal=request.goal,
-    )
+def _tp_counts(spec: ModelSpec, request: PlanRequest, engine: str) -> tuple[int, ...]:
+    """Tensor-parallel degrees to try: those that divide the attention heads (vLLM and
+    Megatron refuse others), up to the devices available; llama.cpp has none."""
+    if engine == "llama.cpp":
+        return (1,)
+    a = spec.attention
+    return tuple(
+        n
+        for n in _counts(request.max_devices)
+        if a is None
+        or (a.num_heads % n == 0 and (a.num_kv_heads % n == 0 or n % a.num_kv_heads == 0))
+    ) or (1,)
+
+
+def _kv_loss(kv: str | None) -> int:
+    key = (kv or "").lower()
+    if key.startswith("fp8") or key == "q8_0":
+        return 1
+    return 2 if key.startswith(("q4", "q5", "iq4")) else 0
 
 
 def _weight_loss(dtype: str) -> int:
     key = dtype.lower()
-    for name, loss in WEIGHT_FORMATS:
-        if key == name:
-            return loss
+    for formats in WEIGHT_FORMATS.values():
+        for name, loss in formats:
+            if key == name:
+                return loss
     if "4bit" in key or "nf4" in key or "fp4" in key or "q4" in key:
         return 4
     if key in ("fp32", "f32", "float32", "fp16", "f16", "bf16", "bfloat16", "float16"):
@@ -632,15 +682,16 @@ def plan_devices(
 def largest_model(
     models: Sequence[tuple[str, ModelSpec, int]],
     device: Accelerator | None,
-    request: PlanRequest,
+    request_for: Callable[[str, ModelSpec], PlanRequest],
     device_bytes: int | None = None,
     device_name: str | None = None,
 ) -> tuple[str, Plan] | None:
     """The model with the most parameters among ``(label, spec, params)`` that some
-    configuration of ``request`` fits on ``request.max_devices`` × ``device``."""
-    quick = replace(request, objective="quality", top=1)
+    configuration of its request (``request_for(label, spec)``) fits on
+    ``request.max_devices`` × ``device``."""
     for label, spec, _ in sorted(models, key=lambda m: m[2], reverse=True):
         try:
+            quick = replace(request_for(label, spec), objective="quality", top=1)
             result = Planner(spec, label).plan(device, quick, device_bytes, device_name)
         except ModelMemError:
             continue  # the estimator cannot describe this architecture for the goal
