@@ -79,7 +79,7 @@ def write(tmp_path: Path, text: str) -> str:
         (["params", "-7B"], "-7"),
         (["params", "nan"], "source"),
         (["params", "no-such-model"], "source='no-such-model'"),
-        (["params", "7B", "--dtype", "fp7"], "format='fp7'"),
+        (["params", "7B", "--dtype", "fp7"], "dtype='fp7'"),
         (["params", "7B", "--train-factor", "9"], "training_factor"),
         (["params", "7B", "--optimizer", "adamx"], "adamx"),
         (["params", "{folder}"], "no config.json"),
@@ -117,7 +117,11 @@ def test_models_catalogue(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_formats_listing(capsys: pytest.CaptureFixture[str]) -> None:
-    rows = {r["name"]: r for r in run_json(["formats"], capsys)}
+    listed = run_json(["formats"], capsys)
+    rows = {r["name"]: r for r in listed if r["kind"] == "format"}
+    schemes = {r["name"]: r for r in listed if r["kind"] == "scheme"}
+    assert {"gguf-q4_k_m", "bnb-nf4-dq", "gptq-4bit-g128", "fp8"} <= set(schemes)
+    assert schemes["gguf-q4_k_m"]["element"] == "q4_k" and all(r["source"] for r in listed)
     assert rows["q4_k"]["bits_per_value"] == 4.5
     assert rows["bf16"]["bits_per_value"] == 16
     assert all(r["source"] for r in rows.values())

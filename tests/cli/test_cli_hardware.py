@@ -18,8 +18,11 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> Any:
     code, out, err = run([*args, "--json"], capsys)
-    assert code == 0, err
-    return json.loads(out)
+    data = json.loads(out)
+    # fit's exit code is its verdict: 0 fits, 1 does not fit
+    does_not_fit = args[0] == "fit" and isinstance(data, dict) and data.get("fits") is False
+    assert code == (1 if does_not_fit else 0), err
+    return data
 
 
 def test_devices_lists_and_filters(capsys: pytest.CaptureFixture[str]) -> None:
@@ -66,7 +69,7 @@ def test_fit_multi_device_is_per_device(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_fit_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["fit", "llama-3.1-8b", "--device", "rtx3060"], capsys)
-    assert code == 0 and "DOES NOT FIT" in out and "safety reserve" in out and "dominant" in out
+    assert code == 1 and "DOES NOT FIT" in out and "safety reserve" in out and "dominant" in out
 
 
 def test_fit_every_catalogue_model(capsys: pytest.CaptureFixture[str]) -> None:

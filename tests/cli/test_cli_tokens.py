@@ -127,7 +127,6 @@ def test_tokens_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     tok = str(tmp_path / "tokenizer.json")
     bad(["tokens", "x", "--tokenizer", "no_such_encoding"], capsys, "no_such_encoding")
     bad(["tokens", "", "--tokenizer", tok], capsys, "text", "empty")
-    bad(["tokens", "x"], capsys, "--tokenizer")
     bad(["tokens", "--tokenizer", tok], capsys, "TEXT")
     bad(["tokens", "--file", str(tmp_path / "missing.txt"), "--tokenizer", tok], capsys, "missing")
     (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
@@ -138,6 +137,18 @@ def test_tokens_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     bad(["tokens", "x", "--tokenizer", tok, "--model", str(tmp_path / "m"), "--completion", "-3"],
         capsys, "completion", "-3")  # fmt: skip
     bad(["tokens", "x", "--tokenizer", tok, "--model", "7B"], capsys, "plain size")
+
+
+def test_tokens_without_a_tokenizer_use_cl100k_and_say_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["tokens", "The evil that men do lives after them", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["tokenizer"] == "cl100k_base"
+    assert data["ids"] == [791, 14289, 430, 3026, 656, 6439, 1306, 1124]
+    assert any("cl100k_base" in n and "default" in n for n in data["notes"])
 
 
 def test_tokens_model_without_tokenizer_asks_for_one(

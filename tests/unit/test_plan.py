@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
+from fractions import Fraction
 
 import pytest
 
@@ -14,7 +15,7 @@ from modelmem.hardware.fit import fit_budget
 from modelmem.memory.inference import InferenceWorkload, estimate_inference
 from modelmem.memory.training import TrainingWorkload, estimate_training
 from modelmem.model.params import count_params
-from modelmem.model.sources import resolve
+from modelmem.model.sources import ResolvedModel, resolve
 from modelmem.model.sources.catalogue import load_catalogue, spec_from_entry
 from modelmem.model.spec import ModelSpec
 from modelmem.planner import (
@@ -35,11 +36,46 @@ def _spec(name: str) -> ModelSpec:
     return spec
 
 
+def _req(
+    spec: ModelSpec,
+    goal: str = "inference",
+    *,
+    objective: str | None = None,
+    max_devices: int = 1,
+    top: int = 5,
+    offload: bool = True,
+    length: int | None = None,
+    **options: object,
+) -> PlanRequest:
+    """A plan request as the application layer builds it from these options (the ones
+    given are fixed, the rest searched)."""
+    from modelmem.app.fitting import build_workload_request
+    from modelmem.app.planning import plan_request_for
+
+    model = ResolvedModel(
+        label=spec.name, kind="config", spec=spec, params=count_params(spec), origin="test"
+    )
+    if length is not None:
+        options["context" if goal == "inference" else "seq"] = length
+    kind = "inference" if goal == "inference" else "train"
+    request = build_workload_request(kind, options, frozenset(options), None)
+    return plan_request_for(
+        model,
+        request,
+        goal,
+        max_devices=max_devices,
+        reserve=Fraction(5, 100),
+        objective=objective,
+        top=top,
+        offload=offload,
+    )
+
+
 def _peak(spec: ModelSpec, config: Config, request: PlanRequest) -> int:
     """The estimator itself, not the planner's memo."""
     w = workload(config, request)
     if isinstance(w, InferenceWorkload):
-        return estimate_inference(spec, w).total_bytes
+        return estimate_inference(spec, w, request.settings).total_bytes
     assert isinstance(w, TrainingWorkload)
     return estimate_training(spec, w).breakdown.total_bytes
 
@@ -47,7 +83,7 @@ def _peak(spec: ModelSpec, config: Config, request: PlanRequest) -> int:
 def test_inference_largest_context_fits_and_one_more_token_does_not() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("rtx4090")
-    request = PlanRequest(goal="inference", objective="context")
+    request = _req(spec, goal="inference", objective="context")
     best = plan(spec, device, request).best
     assert best is not None
     budget = fit_budget(device.budget_bytes)
@@ -56,14 +92,14 @@ def test_inference_largest_context_fits_and_one_more_token_does_not() -> None:
     assert _peak(spec, c, request) <= budget
     assert _peak(spec, replace(c, length=c.length + 1), request) > budget
     # and the same for the next larger weight format at that context
-    wider = replace(c, dtype="bf16", kv_dtype=None)
+    wider = replace(c, dtype="bf16", kv_dtype="bf16")
     assert _peak(spec, wider, request) > budget
 
 
 def test_inference_largest_batch_fits_and_batch_plus_one_does_not() -> None:
     spec = _spec("qwen2.5-7b")
     device = get_device("l40s")
-    request = PlanRequest(goal="inference", objective="batch", length=4096, dtype="bf16")
+    request = _req(spec, goal="inference", objective="batch", length=4096, dtype="bf16")
     best = plan(spec, device, request).best
     assert best is not None and best.config.dtype == "bf16"
     budget = fit_budget(device.budget_bytes)
@@ -75,7 +111,7 @@ def test_inference_largest_batch_fits_and_batch_plus_one_does_not() -> None:
 def test_training_goals_largest_batch_is_exact(goal: str) -> None:
     spec = _spec("llama-3.2-1b")
     device = get_device("rtx3090")
-    request = PlanRequest(goal=goal, objective="batch", length=1024)
+    request = _req(spec, goal=goal, objective="batch", length=1024)
     result = plan(spec, device, request)
     best = result.best
     assert best is not None
@@ -92,8 +128,8 @@ def test_training_goals_largest_batch_is_exact(goal: str) -> None:
 def test_qlora_plan_beats_lora_on_batch() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("a100-40gb")
-    lora = plan(spec, device, PlanRequest(goal="lora", checkpointing=True)).best
-    qlora = plan(spec, device, PlanRequest(goal="qlora", checkpointing=True)).best
+    lora = plan(spec, device, _req(spec, goal="lora", checkpointing=True)).best
+    qlora = plan(spec, device, _req(spec, goal="qlora", checkpointing=True)).best
     assert lora is not None and qlora is not None
     assert qlora.config.batch >= lora.config.batch
 
@@ -101,7 +137,8 @@ def test_qlora_plan_beats_lora_on_batch() -> None:
 def test_fewest_devices_and_one_fewer_does_not_fit() -> None:
     spec = _spec("llama-3.1-70b")
     device = get_device("h100")
-    request = PlanRequest(
+    request = _req(
+        spec,
         goal="inference", objective="devices", max_devices=8, dtype="bf16", length=8192
     )
     best = plan(spec, device, request).best
@@ -114,7 +151,7 @@ def test_fewest_devices_and_one_fewer_does_not_fit() -> None:
 def test_offloading_fits_full_training_on_one_device() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("h100")
-    request = PlanRequest(goal="train", objective="devices", max_devices=8, optimizer="adamw")
+    request = _req(spec, goal="train", objective="devices", max_devices=8, optimizer="adamw")
     best = plan(spec, device, request).best
     assert best is not None and best.config.devices == 1 and best.config.offload != "none"
     budget = fit_budget(device.budget_bytes)
@@ -127,7 +164,8 @@ def test_offloading_fits_full_training_on_one_device() -> None:
 def test_full_training_needs_zero_sharding_on_many_devices() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("h100")
-    request = PlanRequest(
+    request = _req(
+        spec,
         goal="train", objective="devices", max_devices=8, optimizer="adamw", offload=False
     )
     result = plan(spec, device, request)
@@ -144,9 +182,9 @@ def test_full_training_needs_zero_sharding_on_many_devices() -> None:
 
 def test_quality_objective_prefers_the_widest_format_that_fits() -> None:
     spec = _spec("llama-3.1-8b")
-    request = PlanRequest(goal="inference", objective="quality", length=4096)
+    request = _req(spec, goal="inference", objective="quality", length=4096)
     big = plan(spec, get_device("h100"), request).best
-    assert big is not None and big.config.dtype == "bf16" and big.config.kv_dtype is None
+    assert big is not None and big.config.dtype == "bf16" and big.config.kv_dtype == "bf16"
     small = plan(spec, get_device("rtx4060ti-16gb"), request).best
     assert small is not None and small.config.dtype != "bf16"
     budget = fit_budget(get_device("rtx4060ti-16gb").budget_bytes)
@@ -155,7 +193,7 @@ def test_quality_objective_prefers_the_widest_format_that_fits() -> None:
 
 def test_fp8_is_not_searched_on_devices_without_fp8() -> None:
     spec = _spec("llama-3.1-8b")
-    result = plan(spec, get_device("a100"), PlanRequest(top=50))
+    result = plan(spec, get_device("a100"), _req(spec, top=50))
     assert result.options
     assert all(o.config.dtype != "fp8" and o.config.kv_dtype != "fp8" for o in result.options)
     assert any("fp8" in n for n in result.notes)
@@ -163,14 +201,14 @@ def test_fp8_is_not_searched_on_devices_without_fp8() -> None:
 
 def test_nothing_fits_is_an_empty_plan_with_a_note() -> None:
     spec = _spec("llama-3.1-405b")
-    result = plan(spec, get_device("rtx3060"), PlanRequest())
+    result = plan(spec, get_device("rtx3060"), _req(spec))
     assert result.options == () and result.best is None
     assert "nothing searched fits" in result.notes[-1]
 
 
 def test_plan_over_the_whole_device_catalogue_shares_estimates() -> None:
     spec = _spec("llama-3.1-8b")
-    plans = plan_devices(spec, all_devices(), PlanRequest())
+    plans = plan_devices(spec, all_devices(), _req(spec))
     assert len(plans) == len(all_devices())
     for p in plans:
         if p.best is not None:
@@ -182,16 +220,16 @@ def test_largest_catalogue_model_on_a_device() -> None:
     for entry in load_catalogue().values():
         spec = spec_from_entry(entry)
         models.append((entry.name, spec, count_params(spec).total))
-    found = largest_model(models, get_device("rtx4090"), PlanRequest())
+    found = largest_model(models, get_device("rtx4090"), lambda _, spec: _req(spec))
     assert found is not None
     name, result = found
     assert result.best is not None and result.best.verdict.fits
     fitted = {n: p for n, _, p in models}[name]
     # no larger catalogue model fits at all, in any searched format
-    quality = PlanRequest(objective="quality")
     for _, spec, params in models:
         if params > fitted:
             with contextlib.suppress(InvalidValueError, UnknownNameError):
+                quality = _req(spec, objective="quality")
                 assert Planner(spec).plan(get_device("rtx4090"), quality).best is None
 
 
@@ -214,10 +252,10 @@ def test_curve_search_is_exact_on_a_kinked_function() -> None:
         ("objective", {"objective": "speed"}),
         ("count", {"max_devices": 0}),
         ("batch", {"batch": 0}),
-        ("zero", {"zero": 4}),
+        ("zero", {"goal": "train", "zero": 4}),
     ],
 )
 def test_bad_requests_name_the_field(field: str, kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidValueError) as info:
-        PlanRequest(**kwargs)  # type: ignore[arg-type]
+        _req(_spec("llama-3.2-1b"), **kwargs)  # type: ignore[arg-type]
     assert info.value.field == field

@@ -39,15 +39,40 @@ def models_data(family: str | None = None) -> list[dict[str, Any]]:
 
 def schemes_data() -> list[dict[str, Any]]:
     """The weight schemes every ``--dtype`` takes, with the element format most weights are
-    stored in (the parametric GPTQ/AWQ variants are listed by their g128 4-bit names)."""
+    stored in (the parametric GPTQ/AWQ variants are listed by their g128 4-bit names; float
+    aliases such as bfloat16 are the formats' aliases)."""
     from modelmem.memory.weights import scheme_element, weight_schemes
 
-    listed = [
+    names = dict.fromkeys(
         s
         for s in weight_schemes()
         if not s.startswith(("gptq-", "awq-")) or s.endswith("4bit-g128")
+    )
+    floats = {"fp32", "fp16", "bf16"}
+    listed = [s for s in names if scheme_element(s) not in floats or s in floats]
+    return [
+        {"name": s, "kind": "scheme", "element": scheme_element(s), "source": _scheme_source(s)}
+        for s in listed
     ]
-    return [{"name": s, "kind": "scheme", "element": scheme_element(s)} for s in listed]
+
+
+# where each kind of scheme's storage layout is defined (the estimate follows it)
+_SCHEME_SOURCES: dict[str, str] = {
+    "bnb-": "bitsandbytes Linear8bitLt / Linear4bit (transformers BitsAndBytesConfig)",
+    "gptq-": "GPTQ QuantLinear buffers (qweight, qzeros, scales, g_idx; gptqmodel)",
+    "awq-": "AWQ WQLinear buffers (qweight, qzeros, scales; AutoAWQ)",
+    "gguf-": "llama.cpp src/llama-quant.cpp llama_tensor_get_type (GGUF file types)",
+    "fp8": "transformers FP8 / compressed-tensors checkpoints (weight + scales)",
+    "mxfp4": "OCP Microscaling Formats (MX) v1.0; gpt-oss checkpoints",
+    "nvfp4": "NVIDIA TensorRT Model Optimizer NVFP4 checkpoints",
+}
+
+
+def _scheme_source(scheme: str) -> str:
+    for prefix, source in _SCHEME_SOURCES.items():
+        if scheme.startswith(prefix):
+            return source
+    return "PyTorch dtype sizes (torch.finfo)"
 
 
 def formats_data(family: str | None = None) -> list[dict[str, Any]]:

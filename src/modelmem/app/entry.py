@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelmem.app.fit import build_workload_request, fit_json, mode_of
+from modelmem.app.fitting import build_workload_request, fit_json, mode_of
 from modelmem.app.inference import inference_json, prepare_inference
 from modelmem.app.models import adapter_json, checkpoint_json, resolve_model
 from modelmem.app.requests import (

@@ -15,7 +15,8 @@ from modelmem.app.devices import Target
 from modelmem.app.inference import prepare_inference
 from modelmem.app.requests import DeviceRequest, InferenceRequest, TrainRequest
 from modelmem.app.training import prepare_training
-from modelmem.errors import InvalidValueError
+from modelmem.errors import InvalidValueError, UnknownNameError
+from modelmem.vocabulary import GOALS
 
 __all__ = ["fixed_knobs", "plan_request", "plan_request_for", "workload_for_goal"]
 
@@ -65,6 +66,8 @@ def plan_request_for(
     """The planner's request for ``model``: the base workload and the knobs left open."""
     from modelmem.planner import PlanRequest
 
+    if goal not in GOALS:
+        raise UnknownNameError("goal", goal, GOALS)
     request = workload_for_goal(goal, request)
     if isinstance(request, InferenceRequest):
         prepared = prepare_inference(model, request)

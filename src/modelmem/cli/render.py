@@ -235,6 +235,8 @@ def render_fit(data: dict[str, Any]) -> None:
     from modelmem.units import format_bytes_both
 
     title = f"{data['source']} on {data['count']} × {data['device']}: {data['config']['goal']}"
+    if data["mode"] == "inference":
+        title += f" ({data['engine']}, context {data['context']:,})"
     out = print_breakdown(title, data)
     verdict = "FITS" if data["fits"] else "DOES NOT FIT"
     out.print(

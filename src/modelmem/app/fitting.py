@@ -120,4 +120,34 @@ def fit_json(
         )
     for key in ("memory_bytes", "margin_bytes", "fits"):
         data.pop(key, None)
-    return {**data, "mode": mode, **verdict.to_dict(), "notes": notes}
+    config = _config(prepared.workload, mode, device.count)
+    return {**data, "mode": mode, "config": config, **verdict.to_dict(), "notes": notes}
+
+
+def _config(w: Any, mode: str, count: int) -> dict[str, Any]:
+    """The workload's knobs as the planner names them (a fit is one configuration)."""
+    if mode == "inference":
+        return {
+            "goal": "inference",
+            "devices": count,
+            "engine": w.engine,
+            "batch": w.batch,
+            "context": w.context,
+            "dtype": "checkpoint" if w.stored_weights is not None else w.dtype,
+            "kv_dtype": w.kv_dtype,
+            "tp": w.tp,
+        }
+    data = {
+        "goal": "train" if w.method == "full" else w.method,
+        "devices": count,
+        "batch": w.batch,
+        "seq": w.seq,
+        "recipe": w.recipe,
+        "optimizer": w.optimizer,
+        "checkpointing": w.checkpointing,
+        "zero": w.zero,
+        "offload": {"optimizer": w.offload_optimizer, "param": w.offload_param},
+    }
+    if w.method != "full":
+        data["lora_rank"] = w.lora_rank
+    return data
