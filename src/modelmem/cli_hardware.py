@@ -252,7 +252,7 @@ def devices(
     _print_rows(
         f"{len(chosen)} devices (memory: vendor GB read as GiB; usable: what the driver/OS "
         "leaves, where a source says)",
-        ("name", "vendor", "kind", "memory", "usable", "bandwidth", "bf16", "fp8"),
+        ("name", "vendor", "kind", "memory", "usable", "bandwidth", "bf16|fp16", "fp8"),
         [
             (
                 d.name,
@@ -261,12 +261,12 @@ def devices(
                 format_bytes_both(d.memory_bytes),
                 format_bytes_both(d.usable_memory_bytes) if d.usable_memory_bytes else "-",
                 f"{d.bandwidth_bytes_per_s / 1e9:,.0f} GB/s",
-                f"{d.bf16_flops / 1e12:,.1f} TFLOP/s",
+                f"{d.matmul_flops / 1e12:,.1f} TFLOP/s" if d.matmul_flops else "-",
                 f"{d.fp8_flops / 1e12:,.1f} TFLOP/s" if d.fp8_flops else "-",
             )
             for d in chosen
         ],
-        right=("memory", "usable", "bandwidth", "bf16", "fp8"),
+        right=("memory", "usable", "bandwidth", "bf16|fp16", "fp8"),
     )
 
 
