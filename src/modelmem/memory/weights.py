@@ -304,6 +304,8 @@ def _kept_note(kept: Iterable[ParamTensor], fmt: str) -> str:
             kinds["routers"] = None
         elif t.component == EXPERTS and _is_expert_matrix(t):
             kinds["MoE experts"] = None
+        elif _is_block_linear(t):
+            kinds["attention and MLP Linears"] = None
         elif t.role == "embedding":
             kinds["embeddings"] = None
         elif t.component == LM_HEAD and t.role == "linear":
