@@ -450,3 +450,13 @@ def test_wider_formats_never_store_less(
         for s in ("fp32", "bf16", "gguf-q8_0", "gguf-q4_k_m", "gguf-q2_k")
     ]
     assert totals == sorted(totals, reverse=True)
+
+
+def test_nvfp4_tensor_layout_matches_a_modelopt_checkpoint() -> None:
+    # nvidia/DeepSeek-R1-FP4 safetensors headers, layer 0 (dense MLP, in 18,432, out 7,168):
+    # mlp.down_proj.weight U8 [7168, 9216], weight_scale F8_E4M3 [7168, 1152],
+    # weight_scale_2 F32 [] (and input_scale F32 [], not counted).
+    e = estimate_weights(_fixture("deepseek-ai/DeepSeek-V3"), "nvfp4")
+    (down,) = (t for t in e.tensors if t.name == "model.layers.{i}.mlp.down_proj.weight")
+    assert down.shape == (7168, 18432) and down.copies == 3
+    assert down.bytes_each == 7168 * 9216 + 7168 * 1152 + 4
