@@ -38,7 +38,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 CATALOGUE_DIR = ROOT / "src" / "modelmem" / "data" / "models"
 
-# Keys in the order every entry is written; "aliases" and "retrieved_from" are optional.
+# Keys in the order every entry is written; "aliases", "retrieved_from" and "shipped" (the
+# weight scheme of a quantized release) are optional.
 KEY_ORDER: tuple[str, ...] = (
     "name",
     "hub_id",
@@ -51,6 +52,7 @@ KEY_ORDER: tuple[str, ...] = (
     "retrieved_from",
     "params_transformers",
     "published_params",
+    "shipped",
     "config",
 )
 REQUIRED: tuple[str, ...] = (
@@ -65,7 +67,7 @@ REQUIRED: tuple[str, ...] = (
     "published_params",
     "config",
 )
-OPTIONAL: tuple[str, ...] = ("aliases", "retrieved_from")
+OPTIONAL: tuple[str, ...] = ("aliases", "retrieved_from", "shipped")
 
 # model_type -> how the counted model is built ("causal-lm" unless listed).
 MODEL_CLASS: dict[str, str] = {

@@ -52,3 +52,70 @@ def test_lookup_by_name_alias_or_hub_id(name: str) -> None:
     model = resolve(name)
     assert model.kind == "catalogue" and model.label == "llama-3.1-8b"
     assert model.params.total == 8_030_261_248
+
+
+# --- the weight scheme each release ships in ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "scheme"),
+    [
+        ("gpt-oss-20b", "mxfp4"),
+        ("gpt-oss-120b", "mxfp4"),
+        ("deepseek-v3", "fp8-block128"),
+        ("deepseek-r1", "fp8-block128"),
+        ("llama-3.1-8b", "bf16"),  # config.json torch_dtype bfloat16
+        ("llama-2-7b", "fp16"),  # torch_dtype float16
+        ("gemma-2-9b", "fp32"),  # torch_dtype float32: the release is fp32
+        ("gpt2", None),  # the config states no dtype
+    ],
+)
+def test_shipped_dtype(name: str, scheme: str | None) -> None:
+    model = resolve(name)
+    assert model.shipped_dtype == scheme
+    if scheme is None:
+        assert model.shipped_note is None
+    else:
+        assert model.shipped_note is not None and f"dtype {scheme}" in model.shipped_note
+
+
+def test_every_stated_scheme_is_a_weight_scheme_and_quantized_configs_state_one() -> None:
+    from modelmem.memory.weights import weight_schemes
+
+    known = set(weight_schemes())
+    for entry in ENTRIES:
+        if "quantization_config" in entry.config:
+            assert entry.shipped_dtype not in (None, "bf16", "fp16", "fp32"), entry.name
+            assert entry.shipped_source and entry.shipped_source.startswith("https://")
+        assert entry.shipped_dtype is None or entry.shipped_dtype in known, entry.name
+
+
+def test_gpt_oss_as_shipped_is_a_third_of_bf16() -> None:
+    from modelmem.memory.weights import estimate_weights
+
+    model = resolve("gpt-oss-20b")
+    assert model.spec is not None and model.shipped_dtype is not None
+    shipped = estimate_weights(model.spec, model.shipped_dtype).total_bytes
+    bf16 = estimate_weights(model.spec, "bf16").total_bytes
+    assert shipped == 13_761_264_768  # the checkpoint's index total_size
+    assert bf16 == 2 * model.params.total and shipped < bf16 / 3
+
+
+def test_a_quantized_config_without_a_stated_scheme_is_refused() -> None:
+    from modelmem.errors import SourceError
+    from modelmem.model.sources.catalogue import _entry
+
+    data = {
+        "name": "x",
+        "hub_id": "o/x",
+        "family": "llama",
+        "context_length": 8,
+        "tokenizer": "t",
+        "source": "https://huggingface.co/o/x/blob/main/config.json",
+        "params_transformers": 1,
+        "config": {"model_type": "llama", "quantization_config": {"quant_method": "fp8"}},
+    }
+    with pytest.raises(SourceError):
+        _entry(data, "x.json")
+    ok = _entry({**data, "shipped": {"dtype": "fp8-block128", "source": "s"}}, "x.json")
+    assert ok.shipped_dtype == "fp8-block128"

@@ -43,6 +43,7 @@ REQUIRED_NAMES = [
     "awq-4bit-g128",
     "mxfp4",
     "nvfp4",
+    "nvfp4-b16",
     "q4_0",
     "q4_1",
     "q5_0",
@@ -126,6 +127,7 @@ def test_int4_rounds_up_to_whole_bytes() -> None:
         ("iq4_xs", 256, 136, Fraction(17, 4)),  # 2 + 2 + 4 + 128 = 136 -> 4.25
         ("mxfp4", 32, 17, Fraction(17, 4)),  # 1 E8M0 scale + 16 B of E2M1 -> 4.25
         ("nvfp4", 64, 36, Fraction(9, 2)),  # 4 UE4M3 scales + 32 B of E2M1 -> 4.5
+        ("nvfp4-b16", 16, 9, Fraction(9, 2)),  # ModelOpt: 1 E4M3 scale + 8 B of E2M1 -> 4.5
         ("q1_0", 128, 18, Fraction(9, 8)),  # fp16 d + 16 B of bits -> 1.125
     ],
 )
@@ -136,6 +138,14 @@ def test_ggml_blocks(name: str, block: int, nbytes: int, bits: Fraction) -> None
     assert fmt.tensor_bytes((block,)) == nbytes
     # 4096 x 4096 weight: 4096 rows of 4096/block blocks
     assert fmt.tensor_bytes((4096, 4096)) == 4096 * (4096 // block) * nbytes
+
+
+def test_nvfp4_checkpoint_blocks_are_16_wide() -> None:
+    # A row of 16·k values that is not whole 64-value ggml blocks still stores in ModelOpt's
+    # layout (weight [out, in/2] + weight_scale [out, in/16]); ggml's packing refuses it.
+    assert get_format("nvfp4-modelopt").tensor_bytes((8, 48)) == 8 * 48 // 2 + 8 * 48 // 16
+    with pytest.raises(InvalidValueError):
+        get_format("nvfp4").tensor_bytes((8, 48))
 
 
 def test_ggml_row_must_be_whole_blocks() -> None:

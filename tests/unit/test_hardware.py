@@ -9,8 +9,14 @@ from importlib import resources
 
 import pytest
 
-from modelmem.errors import SourceError, UnknownNameError
-from modelmem.hardware.catalogue import KINDS, Accelerator, all_devices, get_device
+from modelmem.errors import InvalidValueError, SourceError, UnknownNameError
+from modelmem.hardware.catalogue import (
+    KINDS,
+    Accelerator,
+    all_devices,
+    devices_matching,
+    get_device,
+)
 from modelmem.hardware.local import (
     NVIDIA_SMI_QUERY,
     SYSCTL_QUERY,
@@ -24,16 +30,19 @@ GIB = 2**30
 MIB = 2**20
 
 
-def test_catalogue_has_at_least_40_rows_each_with_a_source() -> None:
+def test_catalogue_has_at_least_80_rows_each_with_a_source() -> None:
     devices = all_devices()
-    assert len(devices) >= 40
+    assert len(devices) >= 80
     for d in devices:
         assert isinstance(d, Accelerator)
         assert d.source.strip(), d.name
         assert d.kind in KINDS
-        for value in (d.memory_bytes, d.bandwidth_bytes_per_s, d.bf16_flops):
+        for value in (d.memory_bytes, d.bandwidth_bytes_per_s):
             assert isinstance(value, int) and not isinstance(value, bool) and value > 0
-        assert d.fp8_flops is None or (isinstance(d.fp8_flops, int) and d.fp8_flops > 0)
+        for peak in (d.bf16_flops, d.fp16_flops, d.fp8_flops):
+            assert peak is None or (isinstance(peak, int) and peak > 0)
+        # a device without any 16-bit matrix peak says why
+        assert d.matmul_flops is not None or d.notes, d.name
         if d.usable_memory_bytes is not None:
             assert 0 < d.usable_memory_bytes <= d.memory_bytes
             assert d.usable_source
@@ -111,6 +120,100 @@ def test_catalogue_covers_the_families_asked_for() -> None:
         "M1-16GB", "M1-Ultra-128GB", "M4-Max-128GB", "M3-Ultra-512GB",
     ):  # fmt: skip
         assert wanted in names
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("rtx a6000", "RTX-A6000"), ("A5000", "RTX-A5000"), ("a4000", "RTX-A4000"),
+        ("a40", "A40"), ("RTX 6000 Ada", "RTX6000-Ada"), ("l40", "L40"), ("L20", "L20"),
+        ("h800", "H800"), ("a800", "A800-80GB"), ("A800-40GB", "A800-40GB"), ("h20", "H20"),
+        ("2080ti", "RTX2080Ti"), ("titan rtx", "TitanRTX"), ("rtx 4000 ada", "RTX4000-Ada"),
+        ("rtx-4500-ada", "RTX4500-Ada"), ("rtx5000ada", "RTX5000-Ada"), ("a2", "A2"),
+        ("a16", "A16"), ("a30", "A30"), ("p100", "P100"), ("p40", "P40"),
+        ("rtx pro 6000", "RTX-PRO-6000-Blackwell"), ("b100", "B100"),
+        ("jetson-agx-orin", "Jetson-AGX-Orin-64GB"), ("arc a770", "Arc-A770-16GB"),
+        ("7900xtx", "RX7900XTX"), ("w7900", "W7900"),
+    ],
+)  # fmt: skip
+def test_devices_people_own_are_found(name: str, expected: str) -> None:
+    assert get_device(name).name == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "gb", "bandwidth_gbs", "bf16_tflops"),
+    [  # vendor datasheets: capacity (GB read as GiB), GB/s, dense BF16 TFLOP/s
+        ("RTX-A6000", 48, 768, 154.8),  # 309.7 with sparsity
+        ("A40", 48, 696, 149.7),
+        ("RTX6000-Ada", 48, 960, 364.25),  # 1,457 FP8 sparse / 4
+        ("L40", 48, 864, 181.05),
+        ("H800", 80, 3350, 989.5),
+        ("A800-80GB", 80, 2039, 312),
+        ("H20", 96, 4000, 148),
+        ("A30", 24, 933, 165),
+    ],
+)
+def test_datasheet_figures(name: str, gb: int, bandwidth_gbs: int, bf16_tflops: float) -> None:
+    d = get_device(name)
+    assert d.memory_bytes == gb * GIB
+    assert d.bandwidth_bytes_per_s == bandwidth_gbs * 10**9
+    assert d.bf16_flops == round(bf16_tflops * 10**12)
+
+
+@pytest.mark.parametrize("name", ["T4", "V100-16GB", "V100-32GB", "RTX2080Ti", "TitanRTX", "P100"])
+def test_no_bf16_where_the_hardware_has_none(name: str) -> None:
+    d = get_device(name)
+    assert d.bf16_flops is None and d.fp16_flops is not None
+    assert d.matmul_flops == d.fp16_flops == d.flops("fp16")
+    assert d.flops("bf16") is None and d.to_dict()["bf16_flops"] is None
+
+
+def test_t4_and_v100_keep_their_fp16_tensor_rates() -> None:
+    assert get_device("t4").fp16_flops == 65 * 10**12
+    assert get_device("v100").fp16_flops == 125 * 10**12
+    # Turing GeForce: FP16 with FP32 accumulate = 8 x cores x boost
+    assert get_device("2080ti").fp16_flops == 4352 * 1_545_000_000 * 8
+
+
+def test_p40_has_no_16_bit_matrix_peak() -> None:
+    p40 = get_device("p40")
+    assert p40.matmul_flops is None and "1/64" in p40.notes
+
+
+def test_bf16_devices_run_fp16_at_the_bf16_rate() -> None:
+    h100 = get_device("h100")
+    assert h100.flops("fp16") == h100.flops("bf16") == h100.matmul_flops
+    with pytest.raises(UnknownNameError):
+        h100.flops("int8")
+
+
+def test_devices_matching_compares_the_budget_figure_for_every_device() -> None:
+    floor = 24 * GIB
+    chosen = devices_matching(min_memory_bytes=floor)
+    assert {d.name for d in chosen} == {d.name for d in all_devices() if d.budget_bytes >= floor}
+    names = {d.name for d in chosen}
+    # the usable figure decides, not the capacity: an L4 (24 GB, nvidia-smi 23,034 MiB) and
+    # an M2 (24 GB unified, GPU share 16 GiB) do not reach 24 GiB; an RTX 4090 does
+    assert "RTX4090" in names and "L4" not in names and "M2-24GB" not in names
+    assert get_device("l4").memory_bytes == floor
+
+
+def test_devices_matching_kind_and_vendor() -> None:
+    workstation = devices_matching(kind="workstation", vendor="nvidia")
+    assert workstation and all(d.kind == "workstation" for d in workstation)
+    assert {"RTX-A6000", "RTX6000-Ada"} <= {d.name for d in workstation}
+    amd = devices_matching(vendor="AMD", min_memory_bytes=40 * GIB)
+    assert {"W7900", "MI300X"} <= {d.name for d in amd} and "RX7900XTX" not in {d.name for d in amd}
+    assert devices_matching() == list(all_devices())
+
+
+def test_devices_matching_refuses_bad_filters() -> None:
+    with pytest.raises(UnknownNameError) as info:
+        devices_matching(kind="server")
+    assert info.value.field == "kind"
+    with pytest.raises(InvalidValueError) as bad:
+        devices_matching(min_memory_bytes=-1)
+    assert bad.value.field == "min_memory"
 
 
 # --------------------------------------------------------------------------- detection

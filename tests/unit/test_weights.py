@@ -259,6 +259,116 @@ def test_fp8_keeps_routers_16_bit() -> None:
     assert down.bytes_each == 128 * 2048 * 768 + 128 * 4  # E Linears, one fp32 scale each
 
 
+# --- shipped layouts: MXFP4 (gpt-oss), block-scaled FP8 (DeepSeek), NVFP4 ----------------
+
+# gpt-oss: the checkpoint stores each expert stack as *_blocks uint8 [E, out, in/32, 16] and
+# *_scales uint8 [E, out, in/32] (17 bytes per 32 weights); every other tensor is bf16.
+# model.safetensors.index.json "metadata": {"total_size": ...} of the Hub repos
+# openai/gpt-oss-20b (13,761,264,768) and openai/gpt-oss-120b (65,248,815,744).
+GPT_OSS_TOTAL_SIZE = {"gpt-oss-20b": 13_761_264_768, "gpt-oss-120b": 65_248_815_744}
+
+
+@pytest.mark.parametrize("name", sorted(GPT_OSS_TOTAL_SIZE))
+def test_mxfp4_matches_the_gpt_oss_checkpoint_to_the_byte(name: str) -> None:
+    from modelmem.model.sources.catalogue import get_entry, spec_from_entry
+
+    e = estimate_weights(spec_from_entry(get_entry(name)), "mxfp4")
+    assert e.total_bytes == GPT_OSS_TOTAL_SIZE[name]
+
+
+def test_mxfp4_by_hand_on_gpt_oss_20b() -> None:
+    spec = _fixture("openai/gpt-oss-20b")
+    e = estimate_weights(spec, "MXFP4")
+    h, e_, width, layers = 2880, 32, 2880, 24
+    experts = layers * e_ * (2 * width * h + h * width) * 17 // 32
+    assert dict(e.by_format)["mxfp4"] == experts
+    params = count_params(spec).total
+    assert dict(e.by_format)["bf16"] == 2 * (params - layers * e_ * 3 * width * h)
+    assert {t.format for t in e.tensors if "router" in t.name or "bias" in t.name} == {"bf16"}
+
+
+def test_mxfp4_refuses_a_dense_model() -> None:
+    with pytest.raises(InvalidValueError) as info:
+        estimate_weights(_fixture(LLAMA2_7B), "mxfp4")
+    assert info.value.field == "dtype" and "expert" in str(info.value)
+
+
+# DeepSeek-V3/R1: the 163 safetensors files of deepseek-ai/DeepSeek-R1 (same layout as V3)
+# hold these tensors (shape, bytes per value, copies), read from their safetensors headers.
+# They include the multi-token-prediction layer 61 and the fp32 e_score_correction_bias
+# buffers, neither of which transformers loads. Their sum, 688,574,839,360 B, is the 688,586,
+# 727,753 B of the files less 11,888,393 B of safetensors JSON headers.
+_DSV3_ATTN = [  # per layer, 62 layers (0-60 and the MTP layer 61)
+    ((576, 7168), 1), ((5, 56), 4), ((32768, 512), 1), ((256, 4), 4), ((7168, 16384), 1),
+    ((56, 128), 4), ((1536, 7168), 1), ((12, 56), 4), ((24576, 1536), 1), ((192, 12), 4),
+    ((7168,), 2), ((7168,), 2), ((512,), 2), ((1536,), 2),
+]  # fmt: skip
+_DSV3_DENSE = [((18432, 7168), 1), ((144, 56), 4)] * 3  # layers 0-2: gate, up, down + scales
+_DSV3_MOE = (  # layers 3-61: 256 + 1 shared experts × 3 projections, router weight
+    [((2048, 7168), 1), ((16, 56), 4)] * 3 * 257 + [((256, 7168), 2)]
+)
+_DSV3_BIAS = ((256,), 4)  # e_score_correction_bias, layers 3-61
+_DSV3_MTP_EXTRA = [
+    ((7168, 14336), 2),
+    ((7168,), 2),
+    ((7168,), 2),
+    ((129280, 7168), 2),
+    ((129280, 7168), 2),
+    ((7168,), 2),
+]  # eh_proj, enorm, hnorm, embed, head, norm
+_DSV3_TOP = [((129280, 7168), 2), ((129280, 7168), 2), ((7168,), 2)]  # embed, lm_head, norm
+
+
+def _nbytes(rows: list[tuple[tuple[int, ...], int]]) -> int:
+    total = 0
+    for shape, size in rows:
+        n = size
+        for d in shape:
+            n *= d
+        total += n
+    return total
+
+
+def test_fp8_block128_matches_the_deepseek_checkpoint_to_the_byte() -> None:
+    files = (
+        _nbytes(_DSV3_TOP) + 62 * _nbytes(_DSV3_ATTN) + 3 * _nbytes(_DSV3_DENSE)
+        + 59 * (_nbytes(_DSV3_MOE) + _nbytes([_DSV3_BIAS])) + _nbytes(_DSV3_MTP_EXTRA)
+    )  # fmt: skip
+    assert files == 688_574_839_360
+    not_loaded = (
+        _nbytes(_DSV3_ATTN) + _nbytes(_DSV3_MOE) + _nbytes(_DSV3_MTP_EXTRA)
+        + 59 * _nbytes([_DSV3_BIAS])
+    )  # fmt: skip
+    e = estimate_weights(_fixture("deepseek-ai/DeepSeek-V3"), "fp8-block128")
+    assert e.total_bytes == files - not_loaded == 673_150_552_416
+
+
+def test_fp8_block_scales_round_partial_blocks_up() -> None:
+    spec = _fixture("deepseek-ai/DeepSeek-V3")
+    e = estimate_weights(spec, "fp8-e4m3-block128")
+    (kv_a,) = (t for t in e.tensors if t.name.endswith("kv_a_proj_with_mqa.weight"))
+    assert kv_a.bytes_each == 576 * 7168 + ceil(576 / 128) * ceil(7168 / 128) * 4
+    assert {t.format for t in e.tensors if t.name.endswith("mlp.gate.weight")} == {"bf16"}
+
+
+def test_nvfp4_by_hand_on_llama2_7b() -> None:
+    spec = _fixture(LLAMA2_7B)
+    e = estimate_weights(spec, "nvfp4")
+    (q,) = (t for t in e.tensors if t.name == "model.layers.{i}.self_attn.q_proj.weight")
+    # codes 4096·4096/2 + E4M3 scales 4096·4096/16 + weight_scale_2 fp32
+    assert (q.format, q.bytes_each) == ("nvfp4", 4096 * 4096 * 9 // 16 + 4)
+    linear = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)
+    assert e.total_bytes == linear * 9 // 16 + 7 * 32 * 4 + 2 * (2 * 32000 * 4096 + 65 * 4096)
+    bf16, fp8 = (estimate_weights(spec, s).total_bytes for s in ("bf16", "fp8-block128"))
+    assert e.total_bytes < fp8 < bf16
+
+
+def test_nvfp4_experts_one_global_scale_per_expert_linear() -> None:
+    e = estimate_weights(_fixture("Qwen/Qwen3-30B-A3B"), "nvfp4")
+    (down,) = (t for t in e.tensors if t.name.endswith("experts.down_proj"))
+    assert down.bytes_each == 128 * 2048 * 768 * 9 // 16 + 128 * 4
+
+
 # --- names and invariants -------------------------------------------------------------------
 
 
@@ -296,6 +406,8 @@ def test_scheme_names_are_case_insensitive() -> None:
 def test_every_scheme_adds_up(hub_id: str) -> None:
     spec = _fixture(hub_id)
     for scheme in weight_schemes():
+        if scheme == "mxfp4" and not spec.is_moe:
+            continue  # refused: the gpt-oss layout quantizes experts only (tested below)
         e = estimate_weights(spec, scheme)
         assert e.total_bytes == sum(t.bytes for t in e.tensors) == sum(b for _, b in e.by_format)
         assert [b for _, b in e.by_format] == sorted((b for _, b in e.by_format), reverse=True)
@@ -338,3 +450,13 @@ def test_wider_formats_never_store_less(
         for s in ("fp32", "bf16", "gguf-q8_0", "gguf-q4_k_m", "gguf-q2_k")
     ]
     assert totals == sorted(totals, reverse=True)
+
+
+def test_nvfp4_tensor_layout_matches_a_modelopt_checkpoint() -> None:
+    # nvidia/DeepSeek-R1-FP4 safetensors headers, layer 0 (dense MLP, in 18,432, out 7,168):
+    # mlp.down_proj.weight U8 [7168, 9216], weight_scale F8_E4M3 [7168, 1152],
+    # weight_scale_2 F32 [] (and input_scale F32 [], not counted).
+    e = estimate_weights(_fixture("deepseek-ai/DeepSeek-V3"), "nvfp4")
+    (down,) = (t for t in e.tensors if t.name == "model.layers.{i}.mlp.down_proj.weight")
+    assert down.shape == (7168, 18432) and down.copies == 3
+    assert down.bytes_each == 7168 * 9216 + 7168 * 1152 + 4

@@ -108,14 +108,10 @@ def devices_data(
 
 
 def chosen_devices(kind: str | None, vendor: str | None, min_memory: str | None) -> list[Any]:
-    from modelmem.hardware.catalogue import all_devices
+    """Catalogue devices of a kind and vendor with at least ``min_memory`` of the figure a
+    fit compares against (usable memory where a source quotes it, else capacity)."""
+    from modelmem.hardware.catalogue import devices_matching
     from modelmem.units import parse_bytes
 
-    floor = 0 if min_memory is None else parse_bytes(min_memory, field="min_memory")
-    return [
-        d
-        for d in all_devices()
-        if (kind is None or d.kind == kind)
-        and (vendor is None or d.vendor.lower() == vendor.lower())
-        and d.budget_bytes >= floor
-    ]
+    floor = None if min_memory is None else parse_bytes(min_memory, field="min_memory")
+    return list(devices_matching(kind=kind, vendor=vendor, min_memory_bytes=floor))

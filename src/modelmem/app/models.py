@@ -38,10 +38,16 @@ def require_architecture(model: Any, source: str) -> Any:
     return model
 
 
+# A config's torch_dtype is how the file stores plain floats, not how people run them: a
+# float32 Gemma-2 or Mamba checkpoint is served in bf16. Only a quantized release (gpt-oss's
+# MXFP4 experts, DeepSeek's block-scaled FP8) changes the default.
+_PLAIN_FLOATS = frozenset({"fp32", "fp16", "bf16"})
+
+
 def shipped_dtype(model: Any) -> tuple[str | None, str | None]:
-    """The weights scheme a catalogue model ships in, and the note that says so."""
+    """The quantized weights scheme a model ships in, and the note that says so."""
     scheme = getattr(model, "shipped_dtype", None)
-    if not scheme:
+    if not scheme or scheme in _PLAIN_FLOATS:
         return None, None
     note = getattr(model, "shipped_note", None) or f"priced as shipped: {scheme}"
     return scheme, note

@@ -14,12 +14,13 @@ import click
 from modelmem.app.fields import option_specs
 from modelmem.app.requests import DeviceRequest, FitRequest, PlanRequestOptions, workload_specs
 from modelmem.cli.options import given_options, options_from, split_options
+from modelmem.hardware.catalogue import KINDS
 
 
 @click.command()
 @click.option(
     "--kind",
-    type=click.Choice(["datacenter", "consumer", "apple", "tpu"]),
+    type=click.Choice(KINDS),
     default=None,
     help="Only devices of this kind.",
 )
@@ -66,7 +67,7 @@ def devices(
     print_rows(
         f"{len(chosen)} devices (memory: vendor GB read as GiB; usable: what the driver/OS "
         "leaves, where a source says)",
-        ("name", "vendor", "kind", "memory", "usable", "bandwidth", "bf16", "fp8"),
+        ("name", "vendor", "kind", "memory", "usable", "bandwidth", "bf16|fp16", "fp8"),
         [
             (
                 d.name,
@@ -75,12 +76,12 @@ def devices(
                 format_bytes_both(d.memory_bytes),
                 format_bytes_both(d.usable_memory_bytes) if d.usable_memory_bytes else "-",
                 f"{d.bandwidth_bytes_per_s / 1e9:,.0f} GB/s",
-                f"{d.bf16_flops / 1e12:,.1f} TFLOP/s" if d.bf16_flops else "-",
+                f"{d.matmul_flops / 1e12:,.1f} TFLOP/s" if d.matmul_flops else "-",
                 f"{d.fp8_flops / 1e12:,.1f} TFLOP/s" if d.fp8_flops else "-",
             )
             for d in chosen
         ],
-        right=("memory", "usable", "bandwidth", "bf16", "fp8"),
+        right=("memory", "usable", "bandwidth", "bf16|fp16", "fp8"),
     )
 
 

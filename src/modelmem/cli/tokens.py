@@ -174,7 +174,12 @@ def _device_rates(
                 raise InvalidValueError("compute_dtype", "fp8", f"{acc.name} has no fp8 peak")
             flops = float(acc.fp8_flops)
         else:
-            flops = float(acc.bf16_flops)
+            peak = acc.matmul_flops  # bf16, or fp16 where the hardware has no bf16
+            if peak is None and tflops is None:
+                raise InvalidValueError(
+                    "device", device, f"{acc.name} has no 16-bit matrix peak; give --tflops"
+                )
+            flops = float(peak) if peak is not None else None
     if tflops is not None:
         flops = tflops * 1e12
     if bandwidth is not None:

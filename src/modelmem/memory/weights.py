@@ -25,6 +25,16 @@ bnb-fp4, bnb-nf4    ``load_in_4bit=True`` with the default FP4 or QLoRA's NF4, `
                     modules: neither is an ``nn.Linear``, so both stay bf16
 gptq-/awq-<b>bit-   decoder-block Linear weights as GPTQ/AWQ ``QuantLinear`` buffers (one per
 g<g>                expert and projection for MoE); everything else fp16
+mxfp4               the gpt-oss checkpoint (transformers ``Mxfp4Config``): MoE expert
+                    matrices MXFP4, 32 E2M1 codes + one E8M0 scale byte per block of 32
+                    input features (4.25 bits); everything else bf16. Dense models refused
+fp8-block128        DeepSeek-V3/R1 and Qwen3-FP8 checkpoints (``weight_block_size``
+                    [128, 128]): decoder-block Linear weights FP8 E4M3 + one fp32
+                    ``weight_scale_inv`` per 128 × 128 block; routers, embeddings, lm_head,
+                    norms in bf16
+nvfp4               NVIDIA ModelOpt NVFP4: decoder-block Linear weights E2M1 + one FP8 E4M3
+                    scale per 16 input features (4.5 bits) + one fp32 ``weight_scale_2``
+                    per Linear; routers, embeddings, lm_head, norms in bf16
 gguf-<ftype>        llama.cpp ``llama_tensor_get_type`` (``src/llama-quant.cpp``): a default
                     type per file type, ``output.weight`` -> Q6_K, ``attn_v``/``ffn_down``
                     upgraded by layer, 1-D tensors F32, block fallbacks for odd row lengths
@@ -120,6 +130,10 @@ _FLOAT_SCHEMES: Final[dict[str, str]] = {
     "bfloat16": "bf16",
 }
 _FP8_SCHEMES: Final[dict[str, str]] = {"fp8": "fp8-e4m3", "fp8-e4m3": "fp8-e4m3"}
+# Block-scaled FP8: scheme -> the side of the square weight block sharing one fp32 scale.
+_FP8_BLOCK_SCHEMES: Final[dict[str, int]] = {"fp8-block128": 128, "fp8-e4m3-block128": 128}
+_MXFP4_SCHEME: Final[str] = "mxfp4"
+_NVFP4_SCHEME: Final[str] = "nvfp4"
 # scheme -> (formats.py name, BitsAndBytesConfig that produces it)
 _BNB_SCHEMES: Final[dict[str, tuple[str, str]]] = {
     "bnb-int8": ("llm-int8", "load_in_8bit=True (LLM.int8, Dettmers et al. 2022)"),
@@ -169,7 +183,16 @@ def weight_schemes() -> tuple[str, ...]:
         for group in GROUPED_GROUP_SIZES
     )
     gguf = tuple(f"gguf-{ftype}" for ftype in _GGUF_FTYPES)
-    return (*_FLOAT_SCHEMES, *_FP8_SCHEMES, *_BNB_SCHEMES, *grouped, *gguf)
+    return (
+        *_FLOAT_SCHEMES,
+        *_FP8_SCHEMES,
+        *_FP8_BLOCK_SCHEMES,
+        _MXFP4_SCHEME,
+        _NVFP4_SCHEME,
+        *_BNB_SCHEMES,
+        *grouped,
+        *gguf,
+    )
 
 
 def checkpoint_weights(checkpoint: Checkpoint) -> WeightsEstimate:
@@ -240,6 +263,12 @@ def _estimate_weights(spec: ModelSpec, scheme: str) -> WeightsEstimate:
         return _float(spec, inventory, key, _FLOAT_SCHEMES[key])
     if key in _FP8_SCHEMES:
         return _fp8(spec, inventory, key)
+    if key in _FP8_BLOCK_SCHEMES:
+        return _fp8_block(spec, inventory, key, _FP8_BLOCK_SCHEMES[key])
+    if key == _MXFP4_SCHEME:
+        return _mxfp4(spec, inventory, key)
+    if key == _NVFP4_SCHEME:
+        return _nvfp4(spec, inventory, key)
     if key in _BNB_SCHEMES:
         return _bnb(spec, inventory, key)
     grouped = _GROUPED_RE.fullmatch(key)
@@ -332,6 +361,8 @@ def _kept_note(kept: Iterable[ParamTensor], fmt: str) -> str:
             kinds["routers"] = None
         elif t.component == EXPERTS and _is_expert_matrix(t):
             kinds["MoE experts"] = None
+        elif _is_block_linear(t):
+            kinds["attention and MLP Linears"] = None
         elif t.role == "embedding":
             kinds["embeddings"] = None
         elif t.component == LM_HEAD and t.role == "linear":
@@ -389,6 +420,116 @@ def _fp8(spec: ModelSpec, inventory: tuple[ParamTensor, ...], scheme: str) -> We
         _kept_note(kept, "bf16"),
         "a static-activation checkpoint adds one fp32 input_scale per Linear (4 bytes, not "
         "counted); vLLM may merge q/k/v and gate/up scales into one per fused module",
+    ]
+    return _estimate(scheme, stored, how, notes)
+
+
+def _linears(spec: ModelSpec, t: ParamTensor) -> tuple[tuple[int, int], int] | None:
+    """The Linears a quantized checkpoint converts, as ``((out, in), count)``: decoder-block
+    Linear weights and stacked routed experts (one Linear per expert and projection); None
+    for what stays 16-bit (routers, embeddings, lm_head, norms, biases, vision tower)."""
+    if _is_block_linear(t):
+        d_in, d_out = _in_out(spec, t)
+        return (d_out, d_in), 1
+    if _is_expert_matrix(t):
+        return _expert_linears(spec, t)
+    return None
+
+
+def _fp8_block(
+    spec: ModelSpec, inventory: tuple[ParamTensor, ...], scheme: str, block: int
+) -> WeightsEstimate:
+    fp8, scale, bf16 = get_format("fp8-e4m3"), get_format("fp32"), get_format("bf16")
+    stored: list[TensorStorage] = []
+    kept: list[ParamTensor] = []
+    for t in inventory:
+        found = _linears(spec, t)
+        if found is None:
+            stored.append(_as(t, bf16))
+            kept.append(t)
+            continue
+        (out, d_in), count = found
+        # weight_scale_inv is fp32 [ceil(out/b), ceil(in/b)]: a partial edge block has a
+        # scale of its own (DeepSeek-V3 kv_a_proj_with_mqa: out 576 -> 5 block rows).
+        scales = -(-out // block) * -(-d_in // block)
+        each = fp8.tensor_bytes(t.shape) + count * scales * scale.tensor_bytes((1,))
+        stored.append(TensorStorage(t.name, t.shape, fp8.name, each, t.copies))
+    how = (
+        f"block-scaled FP8 E4M3 as DeepSeek-V3/R1 and Qwen3-FP8 ship it (quantization_config "
+        f"quant_method fp8, weight_block_size [{block}, {block}]): decoder-block Linear "
+        f"weights (attention, MLP, routed and shared experts) 1 byte per value + one fp32 "
+        f"weight_scale_inv per {block} × {block} block of every Linear; routers "
+        "(mlp.gate), embeddings, lm_head, norms and biases in bf16"
+    )
+    notes = [
+        _kept_note(kept, "bf16"),
+        "DeepSeek-V3/R1 files also hold the multi-token-prediction layer and the fp32 "
+        "e_score_correction_bias buffers, which transformers does not load (not counted)",
+    ]
+    return _estimate(scheme, stored, how, notes)
+
+
+def _mxfp4(spec: ModelSpec, inventory: tuple[ParamTensor, ...], scheme: str) -> WeightsEstimate:
+    mx, bf16 = get_format("mxfp4"), get_format("bf16")
+    if not any(_is_expert_matrix(t) for t in inventory):
+        raise InvalidValueError(
+            "dtype",
+            scheme,
+            f"{spec.name} has no MoE expert matrices, the only tensors the mxfp4 (gpt-oss) "
+            "layout quantizes; nvfp4 or fp8-block128 quantize dense Linears",
+        )
+    stored: list[TensorStorage] = []
+    kept: list[ParamTensor] = []
+    for t in inventory:
+        if not _is_expert_matrix(t):
+            stored.append(_as(t, bf16))
+            kept.append(t)
+            continue
+        (out, d_in), count = _expert_linears(spec, t)
+        # *_blocks uint8 [E, out, in/32, 16] + *_scales uint8 [E, out, in/32]: blocks run
+        # along the input features, so in_features must be whole blocks of 32.
+        each = mx.tensor_bytes((count, out, d_in))
+        stored.append(TensorStorage(t.name, t.shape, mx.name, each, t.copies))
+    how = (
+        "MXFP4 as gpt-oss ships it (quantization_config quant_method mxfp4; transformers "
+        "Mxfp4Config): MoE expert matrices in blocks of 32 input features, 16 bytes of E2M1 "
+        "codes + one E8M0 scale byte (4.25 bits per weight, OCP MX v1.0); attention, "
+        "routers, expert biases, embeddings, lm_head, norms and sinks in bf16 "
+        "(modules_to_not_convert)"
+    )
+    notes = [
+        _kept_note(kept, "bf16"),
+        "kernels without MXFP4 support (before Hopper, or without triton kernels) dequantize "
+        "the experts to bf16 at load time: price those runs with --dtype bf16",
+    ]
+    return _estimate(scheme, stored, how, notes)
+
+
+def _nvfp4(spec: ModelSpec, inventory: tuple[ParamTensor, ...], scheme: str) -> WeightsEstimate:
+    fp4, scale, bf16 = get_format("nvfp4-b16"), get_format("fp32"), get_format("bf16")
+    stored: list[TensorStorage] = []
+    kept: list[ParamTensor] = []
+    for t in inventory:
+        found = _linears(spec, t)
+        if found is None:
+            stored.append(_as(t, bf16))
+            kept.append(t)
+            continue
+        (out, d_in), count = found
+        # weight uint8 [out, in/2] + weight_scale fp8 [out, in/16] (one block of 16 input
+        # features per scale) + weight_scale_2 fp32 scalar, per Linear.
+        each = fp4.tensor_bytes((count, out, d_in)) + count * scale.tensor_bytes((1,))
+        stored.append(TensorStorage(t.name, t.shape, "nvfp4", each, t.copies))
+    how = (
+        "NVFP4 as NVIDIA ModelOpt checkpoints store it (quant_algo NVFP4): decoder-block "
+        "Linear weights (attention, MLP, routed and shared experts) as E2M1 codes, two per "
+        "byte, + one FP8 E4M3 weight_scale per 16 input features (4.5 bits per weight) + one "
+        "fp32 weight_scale_2 per Linear; routers, embeddings, lm_head, norms and biases in "
+        "bf16"
+    )
+    notes = [
+        _kept_note(kept, "bf16"),
+        "a W4A4 checkpoint adds one fp32 input_scale per Linear (4 bytes, not counted)",
     ]
     return _estimate(scheme, stored, how, notes)
 

@@ -561,7 +561,7 @@ def create_app(
 
     @app.get("/api/devices", **common)
     def devices(
-        kind: Literal["datacenter", "consumer", "apple", "tpu"] | None = None,
+        kind: Annotated[str | None, Query(max_length=100)] = None,
         vendor: Annotated[str | None, Query(max_length=100)] = None,
         min_memory: Annotated[str | None, Query(max_length=100)] = None,
     ) -> Any:

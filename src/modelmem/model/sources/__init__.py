@@ -13,7 +13,7 @@ checkpoint's parameter count is set beside the config's, and a mismatch is repor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,8 @@ class ResolvedModel:
     checkpoint: Checkpoint | None = None  # the weight files' headers, where they were read
     adapter: AdapterConfig | None = None  # a PEFT LoRA adapter on this (base) model
     notes: tuple[str, ...] = ()
+    shipped_dtype: str | None = None  # weight scheme of the release (catalogue), if stated
+    shipped_note: str | None = None  # one line naming that scheme and its source
 
 
 def _from_spec(
@@ -106,9 +108,10 @@ def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) ->
         return _from_path(path)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
-        return _from_spec(
+        model = _from_spec(
             spec_from_entry(entry), "catalogue", entry.source, entry.tokenizer, entry.config
         )
+        return replace(model, shipped_dtype=entry.shipped_dtype, shipped_note=entry.shipped_note)
     from modelmem.model.sources.hub import parse_hub_ref
 
     ref = parse_hub_ref(text)

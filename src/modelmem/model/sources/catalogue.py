@@ -4,6 +4,13 @@ Each entry is a data file ``data/models/<name>.json`` holding the model's config
 verbatim, where it came from, its context length, its tokenizer, and the parameter count
 transformers reports for it (regenerated only by ``scripts/verify_catalogue.py --write``).
 Entries go through the same config reader as a user's file.
+
+Each entry also names the weight scheme it ships in (``shipped_dtype``, a name
+``memory.weights.estimate_weights`` accepts): stated in the entry's ``shipped`` field, with
+its source, for a quantized release (gpt-oss: ``mxfp4``; DeepSeek-V3/R1: ``fp8-block128``),
+else read from the config's ``torch_dtype`` (``dtype`` in transformers 5), else None. A
+config with a ``quantization_config`` must state its scheme: pricing it in the config's
+dtype would miss the quantization.
 """
 
 from __future__ import annotations
@@ -31,10 +38,52 @@ class CatalogueEntry:
     params_transformers: int
     published_params: str
     config: dict[str, Any]
+    shipped_dtype: str | None = None  # the weight scheme the release ships in, where stated
+    shipped_source: str | None = None
+    shipped_text: str = ""
+
+    @property
+    def shipped_note(self) -> str | None:
+        """One line for the output: the scheme the weights ship in and where that is read."""
+        if self.shipped_dtype is None:
+            return None
+        what = self.shipped_text or f"ships in {self.shipped_dtype}"
+        return (
+            f"priced as shipped: {self.name} {what} (dtype {self.shipped_dtype}; --dtype "
+            f"overrides); source: {self.shipped_source}"
+        )
+
+
+# config.json torch_dtype -> weight scheme name
+_TORCH_DTYPES: dict[str, str] = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def _shipped(data: dict[str, Any], file: str) -> tuple[str | None, str | None, str]:
+    """(scheme, source, text) of the weights as released."""
+    where = f"catalogue/{file}"
+    stated = data.get("shipped")
+    config = data["config"]
+    if stated is not None:
+        if not isinstance(stated, dict) or not all(
+            isinstance(stated.get(k), str) and stated[k].strip() for k in ("dtype", "source")
+        ):
+            raise SourceError(where, "shipped needs a dtype and a source")
+        return stated["dtype"], stated["source"], str(stated.get("note", ""))
+    if isinstance(config.get("quantization_config"), dict):
+        raise SourceError(where, "a quantization_config needs a shipped dtype with its source")
+    dtype = config.get("torch_dtype") or config.get("dtype")
+    text = config.get("text_config")
+    if dtype is None and isinstance(text, dict):
+        dtype = text.get("torch_dtype") or text.get("dtype")
+    scheme = _TORCH_DTYPES.get(dtype) if isinstance(dtype, str) else None
+    if scheme is None:
+        return None, None, ""
+    return scheme, f"{data['source']} torch_dtype {dtype}", ""
 
 
 def _entry(data: dict[str, Any], file: str) -> CatalogueEntry:
     try:
+        shipped, shipped_source, shipped_text = _shipped(data, file)
         return CatalogueEntry(
             name=data["name"],
             hub_id=data["hub_id"],
@@ -46,6 +95,9 @@ def _entry(data: dict[str, Any], file: str) -> CatalogueEntry:
             params_transformers=int(data["params_transformers"]),
             published_params=str(data.get("published_params", "")),
             config=data["config"],
+            shipped_dtype=shipped,
+            shipped_source=shipped_source,
+            shipped_text=shipped_text,
         )
     except KeyError as e:  # a packaging error, not user input
         raise SourceError(f"catalogue/{file}", f"missing field {e.args[0]}") from None
