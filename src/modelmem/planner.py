@@ -567,11 +567,12 @@ class Planner:
                     continue
                 config = shape
                 value = shape.devices if objective == "devices" else shape.quality_loss
+            breakdown = estimate(self.spec, config, request)
             verdict = fit_bytes(
-                estimate(self.spec, config, request),
+                breakdown,
                 memory,
                 device=name,
-                count=config.devices,
+                count=breakdown.devices,  # data × tensor × pipeline parallel
                 reserve=request.reserve,
             )
             options.append(

@@ -95,10 +95,6 @@ def fit_json(
     budget = fit_budget(target.memory_bytes, reserve)
     if isinstance(request, InferenceRequest):
         prepared: Any = prepare_inference(model, request, device.count)
-        if prepared.workload.engine == "vllm":
-            prepared = replace(
-                prepared, settings=replace(prepared.settings, device_memory_bytes=budget)
-            )
         data = inference_json(prepared, budget_bytes=budget)
         mode = "inference"
     else:

@@ -1,5 +1,6 @@
-"""Estimates held to measurement: run the estimators and the fake-tensor measurement over a
-grid of architectures and settings and report the error of each row.
+"""Estimates held to measurement: each grid row is an estimate's command line; the same
+options run the estimate and `measure` (the application layer builds one request from
+them, so both price and run the same workload), and the error of each row is reported.
 
 The estimate's tensor peak (weights, cache or optimizer state, activations, transients,
 without the assumed CUDA context and allocator slack) is compared with the measured live
@@ -13,8 +14,6 @@ from typing import Any
 
 from modelmem.measurement.extrapolate import run_measurement
 from modelmem.measurement.run import MeasureSettings
-from modelmem.memory.inference import InferenceWorkload, estimate_inference
-from modelmem.model.sources import resolve
 
 DEFAULT_TOLERANCE = 0.05
 
@@ -33,6 +32,37 @@ class Case:
     checkpointing: str = "none"  # none | full (per layer) | selective (attention core)
     optimizer: str = "adamw"
     tolerance: float = DEFAULT_TOLERANCE
+
+    def options(self) -> dict[str, Any]:
+        """The estimate command's options (by name) this row runs."""
+        if self.mode == "inference":
+            # a prefill of seq tokens and two decode steps: context = prompt + 2
+            opts: dict[str, Any] = {
+                "batch": self.batch,
+                "context": self.seq + 2,
+                "prompt": self.seq,
+                "dtype": "fp32" if self.recipe == "fp32" else "bf16",
+            }
+        else:
+            opts = {"batch": self.batch, "seq": self.seq, "recipe": self.recipe}
+            if self.optimizer != "adamw":
+                opts["optimizer"] = self.optimizer
+            if self.checkpointing == "full":
+                opts["checkpointing"] = True
+            if self.checkpointing == "selective":
+                opts["selective_checkpointing"] = True
+        if self.attention != "sdpa":
+            opts["attention"] = self.attention
+        return opts
+
+    def command_line(self) -> list[str]:
+        """``modelmem <mode> MODEL --option value ...``: the estimate this row checks;
+        `measure` runs the same line with ``measure`` in front."""
+        args = ["inference" if self.mode == "inference" else "train", self.model]
+        for name, value in self.options().items():
+            flag = "--" + name.replace("_", "-")
+            args += [flag] if value is True else [flag, str(value)]
+        return args
 
     @property
     def label(self) -> str:
@@ -133,46 +163,37 @@ FULL_GRID: tuple[Case, ...] = (
 
 
 def estimate_case(case: Case) -> int:
-    model = resolve(case.model)
-    assert model.spec is not None
-    if case.mode == "inference":
-        dtype = "fp32" if case.recipe == "fp32" else "bf16"
-        workload = InferenceWorkload(
-            batch=case.batch,
-            context=case.seq + 2,
-            prompt=case.seq,
-            dtype=dtype,
-            attention=case.attention,
-        )
-        return estimate_inference(model.spec, workload).tensor_peak_bytes
-    from modelmem.memory.training import TrainingWorkload, estimate_training
+    """The tensor peak (without the assumed CUDA context and allocator slack) of the
+    workload the row's command line asks for."""
+    from modelmem.app.fitting import build_workload_request
+    from modelmem.app.inference import prepare_inference
+    from modelmem.app.models import resolve_model
+    from modelmem.app.training import prepare_training
+    from modelmem.memory.inference import estimate_inference
+    from modelmem.memory.training import estimate_training
 
-    train = TrainingWorkload(
-        batch=case.batch,
-        seq=case.seq,
-        recipe=case.recipe,
-        attention=case.attention,
-        checkpointing=case.checkpointing == "full",
-        selective_checkpointing=case.checkpointing == "selective",
-        optimizer=case.optimizer,
-    )
+    model = resolve_model(case.model)
+    options = case.options()
+    request = build_workload_request(case.mode, options, frozenset(options), None)
+    if case.mode == "inference":
+        prepared = prepare_inference(model, request)  # type: ignore[arg-type]
+        return estimate_inference(
+            model.spec, prepared.workload, prepared.settings
+        ).tensor_peak_bytes
+    train = prepare_training(model, request).workload  # type: ignore[arg-type]
     return estimate_training(model.spec, train).tensor_peak_bytes
 
 
 def measure_case(case: Case) -> int:
-    model = resolve(case.model)
-    assert model.spec is not None and model.config is not None
-    settings = MeasureSettings(
-        mode=case.mode,
-        batch=case.batch,
-        seq=case.seq,
-        recipe=case.recipe,
-        attention=case.attention,
-        checkpointing=case.checkpointing == "full",
-        selective_checkpointing=case.checkpointing == "selective",
-        optimizer=case.optimizer,
-        decode_steps=2,
-    )
+    """The measured tensor peak of `measure` on the row's command line."""
+    from modelmem.app.fitting import build_workload_request
+    from modelmem.app.measuring import measure_settings
+    from modelmem.app.models import resolve_model
+
+    model = resolve_model(case.model)
+    options = case.options()
+    request = build_workload_request(case.mode, options, frozenset(options), None)
+    settings = MeasureSettings(**measure_settings(model, request))
     return run_measurement(model.config, model.spec, settings).breakdown.total_bytes
 
 
