@@ -55,7 +55,7 @@ class UnknownNameError(InvalidValueError):
     ) -> None:
         choices = sorted(set(known))
         listed_by = listed_by or LISTED_BY.get(field)
-        close = _closest(value, choices)
+        close = closest_names(value, choices)
         if len(choices) <= 12 and listed_by is None:
             reason = f"unknown; known: {', '.join(choices)}"
             if close:
@@ -73,7 +73,7 @@ class UnknownNameError(InvalidValueError):
         self.known = tuple(choices)
 
 
-def _closest(value: object, choices: list[str]) -> list[str]:
+def closest_names(value: object, choices: list[str]) -> list[str]:
     """Up to three known names closest to ``value`` (difflib's ratio, case-insensitive)."""
     import difflib
 

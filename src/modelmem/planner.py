@@ -394,7 +394,7 @@ class Planner:
             self.estimates += 1
             try:
                 self._totals[key] = estimate(self.spec, config, request).total_bytes
-            except InvalidValueError:
+            except InvalidValueError:  # this configuration cannot be run: not searched
                 self._totals[key] = None
         return self._totals[key]
 
@@ -507,6 +507,20 @@ class Planner:
         default = "mixed-bf16" if zero or offload != "none" else "amp-bf16"
         return ((default, 0), ("pure-bf16", 1))
 
+    def _raise_if_all_refused(self, request: PlanRequest, device: Accelerator | None) -> None:
+        """When the estimator refuses every configuration (a fixed format the model cannot
+        be stored in, say), that refusal is the answer, not "nothing fits"."""
+        first: InvalidValueError | None = None
+        for shape in self.shapes(request, device):
+            try:
+                estimate(self.spec, _with(shape, "batch", 1), request)
+            except InvalidValueError as e:
+                first = first or e
+                continue
+            return
+        if first is not None:
+            raise first
+
     @staticmethod
     def _sharding(
         request: PlanRequest, base: TrainingWorkload, count: int, full: bool
@@ -579,6 +593,8 @@ class Planner:
                 (_rank_key(objective, config, value, verdict), PlanOption(config, verdict, value))
             )
         options.sort(key=lambda item: item[0], reverse=True)
+        if not options:
+            self._raise_if_all_refused(request, device)
         if (
             request.goal == "inference"
             and device is not None

@@ -138,8 +138,7 @@ def test_fewest_devices_and_one_fewer_does_not_fit() -> None:
     spec = _spec("llama-3.1-70b")
     device = get_device("h100")
     request = _req(
-        spec,
-        goal="inference", objective="devices", max_devices=8, dtype="bf16", length=8192
+        spec, goal="inference", objective="devices", max_devices=8, dtype="bf16", length=8192
     )
     best = plan(spec, device, request).best
     assert best is not None and best.config.devices == 2
@@ -165,8 +164,7 @@ def test_full_training_needs_zero_sharding_on_many_devices() -> None:
     spec = _spec("llama-3.1-8b")
     device = get_device("h100")
     request = _req(
-        spec,
-        goal="train", objective="devices", max_devices=8, optimizer="adamw", offload=False
+        spec, goal="train", objective="devices", max_devices=8, optimizer="adamw", offload=False
     )
     result = plan(spec, device, request)
     best = result.best

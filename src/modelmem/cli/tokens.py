@@ -271,8 +271,13 @@ def cost(
     )
     from modelmem.units import parse_count
 
+    from modelmem.app.formats import cache_format, weights_scheme
+
     model = resolve_model(source)
     spec = model.spec
+    # the same vocabulary as every --dtype / --kv-dtype (a transformers-style cache here)
+    weights_dtype = weights_scheme(weights_dtype, "weights_dtype").name
+    kv_dtype = cache_format(kv_dtype, "transformers").name
     info, flops, bw = _device_rates(device, tflops, bandwidth, compute_dtype)
     mfu = DEFAULT_MFU if mfu is None else mfu
     mbu = DEFAULT_MBU if mbu is None else mbu

@@ -226,7 +226,11 @@ def scheme_element(scheme: str) -> str:
         return _BNB_SCHEMES[key][0]
     if key.startswith("gguf-") and key[5:] in _GGUF_FTYPES:
         return _GGUF_FTYPES[key[5:]].lower()
-    return key  # gptq-/awq- and microscaling schemes are format names themselves
+    if key in _FP8_BLOCK_SCHEMES:
+        return "fp8-e4m3"
+    if key == _NVFP4_SCHEME:
+        return "nvfp4-b16"  # ModelOpt's 16-value blocks
+    return key  # gptq-/awq- and MXFP4 schemes are format names themselves
 
 
 def is_weight_scheme(name: str) -> bool:
@@ -234,6 +238,8 @@ def is_weight_scheme(name: str) -> bool:
     included), case-insensitively."""
     key = name.strip().lower()
     if key in _FLOAT_SCHEMES or key in _FP8_SCHEMES or key in _BNB_SCHEMES:
+        return True
+    if key in _FP8_BLOCK_SCHEMES or key in (_MXFP4_SCHEME, _NVFP4_SCHEME):
         return True
     grouped = _GROUPED_RE.fullmatch(key)
     if grouped is not None:

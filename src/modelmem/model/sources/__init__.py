@@ -124,11 +124,16 @@ def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) ->
     try:
         return size_only(parse_count(text, field="source"), text)
     except ModelMemError:
+        from modelmem.errors import closest_names
+        from modelmem.model.sources.catalogue import load_catalogue
+
+        close = closest_names(text, [e.name for e in load_catalogue().values()])
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise InvalidValueError(
             "source",
             text,
-            "not a config.json, model folder, .safetensors, .gguf, adapter, catalogue model "
-            "(see `modelmem models`), Hub repo id or size such as 7B",
+            f"{hint}not a config.json, model folder, .safetensors, .gguf, adapter, catalogue "
+            "model (`modelmem models` lists them all), Hub repo id or size such as 7B",
         ) from None
 
 
