@@ -46,7 +46,9 @@ def build_workload_request(
                 name, options[name], f"is a {other} option; this is a {kind} question"
             )
     chosen = {k: v for k, v in options.items() if k in own}
-    request = cls.from_options(chosen, given=frozenset(n for n in given if n in own))
+    request: InferenceRequest | TrainRequest = cls.from_options(
+        chosen, given=frozenset(n for n in given if n in own)
+    )
     if count is None:  # a plan: the devices are searched up to its --count
         return request
     if isinstance(request, InferenceRequest):

@@ -95,7 +95,7 @@ def plot_option(axis: str) -> Callable[[Any], Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def inference(
-    ctx: click.Context, source: str, plot_path: str | None, as_json: bool, **options: Any
+    ctx: click.Context, /, source: str, plot_path: str | None, as_json: bool, **options: Any
 ) -> None:
     """Memory to serve SOURCE: weights + KV cache + activations + runtime overheads."""
     from modelmem.app.entry import inference_data
@@ -130,7 +130,7 @@ def inference(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def train(
-    ctx: click.Context, source: str, plot_path: str | None, as_json: bool, **options: Any
+    ctx: click.Context, /, source: str, plot_path: str | None, as_json: bool, **options: Any
 ) -> None:
     """Peak memory of a training step of SOURCE on the most loaded device, with every term."""
     from modelmem.app.entry import train_data

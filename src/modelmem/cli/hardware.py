@@ -96,7 +96,7 @@ DEVICE_SPECS = option_specs(DeviceRequest)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def fit(
-    ctx: click.Context, source: str | None, mode: str | None, as_json: bool, **options: Any
+    ctx: click.Context, /, source: str | None, mode: str | None, as_json: bool, **options: Any
 ) -> None:
     """Does SOURCE fit COUNT × DEVICE: the verdict, margin and what dominates.
 
@@ -143,6 +143,7 @@ def fit(
 @click.pass_context
 def plan(
     ctx: click.Context,
+    /,
     source: str | None,
     plot_path: str | None,
     as_json: bool,

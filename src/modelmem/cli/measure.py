@@ -40,6 +40,7 @@ from modelmem.vocabulary import MODES
 @click.pass_context
 def measure(
     ctx: click.Context,
+    /,
     source: str,
     mode: str | None,
     decode_steps: int | None,

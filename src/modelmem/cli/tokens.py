@@ -262,6 +262,7 @@ def cost(
     decode (max of compute and reading weights + KV cache at --mbu), tokens/s per stream
     and for the batch, and with --train-tokens the training time on --devices devices.
     With --price-per-hour: the cost of a million tokens."""
+    from modelmem.app.formats import cache_format, weights_scheme
     from modelmem.compute import (
         DEFAULT_MBU,
         DEFAULT_MFU,
@@ -270,8 +271,6 @@ def cost(
         training_cost,
     )
     from modelmem.units import parse_count
-
-    from modelmem.app.formats import cache_format, weights_scheme
 
     model = resolve_model(source)
     spec = model.spec

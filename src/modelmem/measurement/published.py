@@ -105,8 +105,8 @@ def _spec(row: PublishedRow) -> Any:
 
 
 def _llama_cpp(row: PublishedRow, component: str) -> int:
-    from modelmem.memory.engines import EngineSettings
     from modelmem.memory.inference import InferenceWorkload, estimate_inference
+    from modelmem.memory.serving import EngineSettings
 
     s = row.settings
     workload = InferenceWorkload(

@@ -219,14 +219,16 @@ def body_model(name: str, doc: str, *groups: tuple[OptionSpec, ...]) -> type[_Bo
 
 
 _DEVICE = option_specs(DeviceRequest)
-ParamsBody = create_model(
-    "ParamsBody",
-    __base__=_Body,
-    __doc__="The options of ``modelmem params``.",
-    dtype=(Name | None, None),
-    optimizer=(Literal["adamw", "adam", "sgd-momentum", "sgd"], "adamw"),
-    train_factor=(Annotated[float, Field(ge=2, le=4, allow_inf_nan=False)] | None, None),
-)
+
+
+class ParamsBody(_Body):
+    """The options of ``modelmem params``."""
+
+    dtype: Name | None = None
+    optimizer: Literal["adamw", "adam", "sgd-momentum", "sgd"] = "adamw"
+    train_factor: Annotated[float, Field(ge=2, le=4, allow_inf_nan=False)] | None = None
+
+
 InferenceBody = body_model(
     "InferenceBody", "The options of ``modelmem inference``.", InferenceRequest.specs()
 )
@@ -465,7 +467,7 @@ def create_app(
     common: dict[str, Any] = {"response_class": RawJSONResponse, "responses": ERROR_RESPONSES}
 
     @app.post("/api/params", **common)
-    def params(body: ParamsBody) -> Any:  # type: ignore[valid-type]
+    def params(body: ParamsBody) -> Any:
         """`modelmem params SOURCE --json`: parameter count, breakdown, rule of thumb."""
         b: Any = body
         return entry.params_data(
