@@ -25,7 +25,7 @@ from modelmem.model.params import ParamTensor, tensor_inventory
 from modelmem.model.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from modelmem.model.sources.adapter import AdapterConfig
+    from modelmem.model.adapter import AdapterConfig
 
 ALL_LINEAR = "all-linear"
 

@@ -629,189 +629,274 @@ def _loss_terms(
     )
 
 
-def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) -> TrainingEstimate:
-    """The peak of one device holding ``stage`` (the whole model when tp = pp = 1)."""
-    tensors = stage.tensors
-    params = sum(t.numel for t in tensors)
-    p, act = w.param_bytes, w.act_bytes
-    bs = w.batch * w.seq
-    h = spec.hidden_size
-    v = ceil(spec.vocab_size / w.tp) if stage.head else 0
-    per_layer, layer_how = _layer_activation_per_token(spec, w)
-    layers = ceil(bs * stage.layers * stage.in_flight * per_layer)
-    trainable = params
-    notes_extra: list[str] = []
-    offloaded: list[OffloadedPart] = []
-    weights_how = f"{params:,} params × {p} B ({w.recipe})"
-    if w.tp > 1 or w.pp > 1:
-        weights_how = (
-            f"{params:,} params on this device × {p} B ({w.recipe}; tp={w.tp}: Linear and "
-            f"vocabulary weights ÷ {w.tp}, norms and biases whole; pp={w.pp}: "
-            f"{stage.name} stage, {stage.layers} layers)"
-        )
-    grads_how = f"one gradient per trainable parameter × {p} B"
-    if w.method == "full":
-        states, states_how = _state_bytes(tensors, w)
-        weights, grads, states = zero_model_states(
-            params * p, params * p, states, w.zero, w.devices
-        )
-        step_tensors, step_workload = tensors, w
-        temporaries = shard(_optimizer_temporaries(tensors, w), w.devices if w.zero else 1)
-        ranks = f" ÷ {w.devices} ranks" if w.devices > 1 else ""
-        gathered = largest_module_params(tensors) * p
-        if w.offload_optimizer != "none":
-            where = w.offload_optimizer
-            offloaded.append(
-                OffloadedPart(
-                    "optimizer_states", states, where, f"{states_how}{ranks}; stepped on the CPU"
-                )
-            )
-            grad_b = p if w.fsdp else 4
-            offloaded.append(
-                OffloadedPart(
-                    "gradients",
-                    shard(params * grad_b, w.devices),
-                    where,
-                    f"{grad_b} B gradient partition per parameter{ranks} "
-                    + ("(FSDP CPUOffload)" if w.fsdp else "(fp32, for DeepSpeed's CPU Adam)"),
-                )
-            )
-            states, temporaries = 0, 0
-            if w.zero >= 2:
-                grads = gathered
-                grads_how = (
-                    f"one module's gradient at a time (the largest, {gathered // p:,} params "
-                    f"× {p} B) before it is reduced and copied off; reduce buckets not counted"
-                )
-        if w.offload_param != "none":
-            offloaded.append(
-                OffloadedPart(
-                    "weights",
-                    weights,
-                    w.offload_param,
-                    f"{params:,} params × {p} B{ranks} (parameter partition)",
-                )
-            )
-            weights = gathered
-            weights_how = (
-                f"one gathered module at a time (the largest, {gathered // p:,} params × {p} B)"
-                "; prefetch buffers not counted"
-            )
-        if w.paged_optimizer:
-            offloaded.append(
-                OffloadedPart(
-                    "optimizer_states",
-                    states,
-                    "cpu",
-                    f"{states_how}; bitsandbytes paged: CUDA unified memory, evicted to the "
-                    "host under memory pressure — counted off the device",
-                )
-            )
-            states, temporaries = 0, 0  # bitsandbytes steps one tensor per fused kernel
-        if w.optimizer_in_backward:
-            largest = max(tensors, key=lambda t: t.numel_each)
-            grads = largest.numel_each * p
-            grads_how = (
-                f"optimizer in backward: one parameter's gradient at a time (the largest, "
-                f"{largest.name}, {largest.numel_each:,} × {p} B), no full gradient buffer"
-            )
-            temporaries = _optimizer_temporaries((replace(largest, layers=()),), w)
-    else:
-        from modelmem.memory.weights import estimate_weights
+@dataclass(kw_only=True, slots=True)
+class _DeviceStates:
+    """What one device holds between steps for the trainable and frozen parameters: the
+    weights, gradients and optimizer states with how each was priced, and what went off
+    the device. Built by :func:`_full_states` or :func:`_adapter_states`."""
 
-        targets, adapters = _adapters(spec, w)
-        trainable = sum(t.numel for t in adapters)
-        base_scheme = w.qlora_scheme if w.method == "qlora" else ("fp32" if p == 4 else "bf16")
-        base = estimate_weights(spec, base_scheme).total_bytes
-        fp32 = replace(w, recipe="fp32")  # PEFT keeps adapters, their grads and states fp32
-        states, states_how = _state_bytes(adapters, fp32)
-        weights, grads = base + 4 * trainable, 4 * trainable
-        weights_how = (
-            f"frozen base ({base_scheme}) + {trainable:,} adapter params × 4 B "
-            f"(LoRA r={w.lora_rank}, {len(targets)} target tensors)"
+    weights: int
+    weights_how: str
+    grads: int
+    grads_how: str
+    states: int
+    states_how: str
+    temporaries: int  # the optimizer step's transient tensors
+    trainable: int
+    grad_bytes: int  # bytes of one gradient value (the head's gradient at the loss)
+    offloaded: list[OffloadedPart] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra_activations: int = 0  # LoRA: adapter inputs saved instead of the base's
+    activation_how: str = ""
+
+
+def _paged(states: int, states_how: str) -> OffloadedPart:
+    return OffloadedPart(
+        "optimizer_states",
+        states,
+        "cpu",
+        f"{states_how}; bitsandbytes paged: CUDA unified memory, evicted to the host under "
+        "memory pressure — counted off the device",
+    )
+
+
+def _full_states(w: TrainingWorkload, stage: PipelineStage) -> _DeviceStates:
+    """Full fine-tuning: ZeRO-sharded model states (Rajbhandari et al. 2020, K = 12 for
+    mixed precision), then whatever ZeRO-Offload, paging or an in-backward step moves."""
+    tensors, p = stage.tensors, w.param_bytes
+    params = sum(t.numel for t in tensors)
+    states, states_how = _state_bytes(tensors, w)
+    weights, grads, states = zero_model_states(params * p, params * p, states, w.zero, w.devices)
+    d = _DeviceStates(
+        weights=weights,
+        weights_how=_weights_how(w, stage, params),
+        grads=grads,
+        grads_how=f"one gradient per trainable parameter × {p} B",
+        states=states,
+        states_how=states_how,
+        temporaries=shard(_optimizer_temporaries(tensors, w), w.devices if w.zero else 1),
+        trainable=params,
+        grad_bytes=p,
+    )
+    gathered = largest_module_params(tensors) * p
+    if w.offload_optimizer != "none":
+        _offload_optimizer(d, w, params, gathered)
+    if w.offload_param != "none":
+        _offload_params(d, w, params, gathered)
+    if w.paged_optimizer:
+        d.offloaded.append(_paged(d.states, d.states_how))
+        d.states, d.temporaries = 0, 0  # bitsandbytes steps one tensor per fused kernel
+    if w.optimizer_in_backward:
+        largest = max(tensors, key=lambda t: t.numel_each)
+        d.grads = largest.numel_each * p
+        d.grads_how = (
+            f"optimizer in backward: one parameter's gradient at a time (the largest, "
+            f"{largest.name}, {largest.numel_each:,} × {p} B), no full gradient buffer"
         )
-        if not w.checkpointing:
-            layers += bs * _lora_activation_change(spec, targets, w)
-            layer_how += " − frozen-base inputs + fp32 adapter inputs"
-        step_tensors, step_workload = adapters, fp32
-        p = 4
-        grads_how = f"one gradient per trainable parameter × {p} B"
-        temporaries = shard(
-            _optimizer_temporaries(step_tensors, step_workload), w.devices if w.zero else 1
+        d.temporaries = _optimizer_temporaries((replace(largest, layers=()),), w)
+    return d
+
+
+def _weights_how(w: TrainingWorkload, stage: PipelineStage, params: int) -> str:
+    p = w.param_bytes
+    if w.tp == 1 and w.pp == 1:
+        return f"{params:,} params × {p} B ({w.recipe})"
+    return (
+        f"{params:,} params on this device × {p} B ({w.recipe}; tp={w.tp}: Linear and "
+        f"vocabulary weights ÷ {w.tp}, norms and biases whole; pp={w.pp}: "
+        f"{stage.name} stage, {stage.layers} layers)"
+    )
+
+
+def _offload_optimizer(d: _DeviceStates, w: TrainingWorkload, params: int, gathered: int) -> None:
+    """ZeRO-Offload: optimizer states and the gradient partition live on the host, stepped
+    there (DeepSpeed's CPU Adam keeps fp32 gradients; FSDP's CPUOffload the 16-bit ones)."""
+    p = w.param_bytes
+    ranks = f" ÷ {w.devices} ranks" if w.devices > 1 else ""
+    d.offloaded.append(
+        OffloadedPart(
+            "optimizer_states",
+            d.states,
+            w.offload_optimizer,
+            f"{d.states_how}{ranks}; stepped on the CPU",
         )
-        if w.paged_optimizer:
-            offloaded.append(
-                OffloadedPart(
-                    "optimizer_states",
-                    states,
-                    "cpu",
-                    f"{states_how}; bitsandbytes paged: CUDA unified memory, evicted to the "
-                    "host under memory pressure — counted off the device",
-                )
-            )
-            states = 0
-        if w.optimizer_in_backward:
-            largest = max(adapters, key=lambda t: t.numel_each)
-            grads = largest.numel_each * 4
-            grads_how = "optimizer in backward: one adapter's gradient at a time"
-            temporaries = _optimizer_temporaries((replace(largest, layers=()),), fp32)
-        if w.method == "qlora":
-            notes_extra.append(
-                f"QLoRA base in {w.qlora_scheme} is estimated, not measured: bitsandbytes 4-bit "
-                "layers do not run on fake tensors; one layer is dequantized at a time "
-                "(not counted)"
-            )
-    # outside the layers: final norm as a layer's norms, the 16-bit autocast weight cache
+    )
+    grad_b = p if w.fsdp else 4
+    d.offloaded.append(
+        OffloadedPart(
+            "gradients",
+            shard(params * grad_b, w.devices),
+            w.offload_optimizer,
+            f"{grad_b} B gradient partition per parameter{ranks} "
+            + ("(FSDP CPUOffload)" if w.fsdp else "(fp32, for DeepSpeed's CPU Adam)"),
+        )
+    )
+    d.states, d.temporaries = 0, 0
+    if w.zero >= 2:
+        d.grads = gathered
+        d.grads_how = (
+            f"one module's gradient at a time (the largest, {gathered // p:,} params "
+            f"× {p} B) before it is reduced and copied off; reduce buckets not counted"
+        )
+
+
+def _offload_params(d: _DeviceStates, w: TrainingWorkload, params: int, gathered: int) -> None:
+    """ZeRO-3 parameter offload: the partition on the host, one module gathered at a time."""
+    p = w.param_bytes
+    ranks = f" ÷ {w.devices} ranks" if w.devices > 1 else ""
+    d.offloaded.append(
+        OffloadedPart(
+            "weights",
+            d.weights,
+            w.offload_param,
+            f"{params:,} params × {p} B{ranks} (parameter partition)",
+        )
+    )
+    d.weights = gathered
+    d.weights_how = (
+        f"one gathered module at a time (the largest, {gathered // p:,} params × {p} B)"
+        "; prefetch buffers not counted"
+    )
+
+
+def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
+    """LoRA/QLoRA/DoRA: a frozen base (16-bit, or 4-bit for QLoRA) and fp32 adapters with
+    their gradients and optimizer states, as PEFT keeps them."""
+    from modelmem.memory.weights import estimate_weights
+
+    targets, adapters = _adapters(spec, w)
+    trainable = sum(t.numel for t in adapters)
+    base_scheme = (
+        w.qlora_scheme if w.method == "qlora" else ("fp32" if w.param_bytes == 4 else "bf16")
+    )
+    base = estimate_weights(spec, base_scheme).total_bytes
+    fp32 = replace(w, recipe="fp32")  # PEFT keeps adapters, their grads and states fp32
+    states, states_how = _state_bytes(adapters, fp32)
+    d = _DeviceStates(
+        weights=base + 4 * trainable,
+        weights_how=f"frozen base ({base_scheme}) + {trainable:,} adapter params × 4 B "
+        f"(LoRA r={w.lora_rank}, {len(targets)} target tensors)",
+        grads=4 * trainable,
+        grads_how="one gradient per trainable parameter × 4 B",
+        states=states,
+        states_how=states_how,
+        temporaries=shard(_optimizer_temporaries(adapters, fp32), w.devices if w.zero else 1),
+        trainable=trainable,
+        grad_bytes=4,
+    )
+    if not w.checkpointing:
+        d.extra_activations = _lora_activation_change(spec, targets, w)
+        d.activation_how = " − frozen-base inputs + fp32 adapter inputs"
+    if w.paged_optimizer:
+        d.offloaded.append(_paged(d.states, d.states_how))
+        d.states = 0
+    if w.optimizer_in_backward:
+        largest = max(adapters, key=lambda t: t.numel_each)
+        d.grads = largest.numel_each * 4
+        d.grads_how = "optimizer in backward: one adapter's gradient at a time"
+        d.temporaries = _optimizer_temporaries((replace(largest, layers=()),), fp32)
+    if w.method == "qlora":
+        d.notes.append(
+            f"QLoRA base in {w.qlora_scheme} is estimated, not measured: bitsandbytes 4-bit "
+            "layers do not run on fake tensors; one layer is dequantized at a time "
+            "(not counted)"
+        )
+    return d
+
+
+@dataclass(frozen=True, slots=True)
+class _Saved:
+    """Activations autograd keeps until the backward pass, on this device."""
+
+    layers: int  # the decoder layers' saved tensors (all micro-batches in flight)
+    layers_how: str
+    final_norm: int
+    autocast_cache: int  # 16-bit copies of the Linear weights under autocast
+
+    @property
+    def total(self) -> int:
+        return self.layers + self.final_norm + self.autocast_cache
+
+
+def _saved_activations(
+    spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage, d: _DeviceStates
+) -> _Saved:
+    """Korthikanti et al. 2022 per-layer terms (:func:`_layer_activation_per_token`) over
+    b·s tokens, plus the final norm and autocast's weight cache (outside the layers)."""
+    bs, h = w.batch * w.seq, spec.hidden_size
+    per_layer, layer_how = _layer_activation_per_token(spec, w)
+    layers = ceil(bs * stage.layers * stage.in_flight * per_layer) + bs * d.extra_activations
     norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
-    final_norm = ceil(bs * (4 * h + 2 * act * h + 4) * norm_share) if stage.head else 0
-    autocast_cache = 2 * _linear_weights(tensors) if w.autocast else 0
-    saved = layers + final_norm + autocast_cache
+    final_norm = ceil(bs * (4 * h + 2 * w.act_bytes * h + 4) * norm_share) if stage.head else 0
+    autocast_cache = 2 * _linear_weights(stage.tensors) if w.autocast else 0
+    return _Saved(layers, layer_how + d.activation_how, final_norm, autocast_cache)
+
+
+def _moments(
+    spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage, d: _DeviceStates, saved: _Saved
+) -> tuple[dict[str, int], str]:
+    """The tensor peak at each moment of a step (loss, start and end of the backward
+    pass, optimizer step, and with checkpointing the last layer's recomputation), and how
+    the loss was priced."""
+    bs, h, p = w.batch * w.seq, spec.hidden_size, d.grad_bytes
+    v = ceil(spec.vocab_size / w.tp) if stage.head else 0
     head_grad = v * h * p if w.method == "full" and stage.head else 0
     loss_extra, backward_extra, loss_how = _loss_terms(w, bs, v, h, head_grad)
-    persistent = weights + states
+    persistent = d.weights + d.states
     tie = 2 * v * h * p if spec.tie_word_embeddings and w.method == "full" and w.pp == 1 else 0
     moments = {
-        "loss": persistent + saved + loss_extra,
+        "loss": persistent + saved.total + loss_extra,
         # leaving autocast frees its weight cache unless autograd saved the copies, which
         # a checkpointed layer does not
         "backward start": persistent
-        + saved
-        - (autocast_cache if w.checkpointing else 0)
+        + saved.total
+        - (saved.autocast_cache if w.checkpointing else 0)
         + backward_extra,
-        "backward end": persistent + grads + tie,
-        "optimizer step": persistent + grads + temporaries,
+        "backward end": persistent + d.grads + tie,
+        "optimizer step": persistent + d.grads + d.temporaries,
     }
     if w.checkpointing:
         # the last layer is recomputed after the loss buffers are gone: its full
         # activations come back beside the head's gradient and the gradient of its output
-        full = _layer_activation_per_token(
-            spec,
-            TrainingWorkload(
-                batch=w.batch,
-                seq=w.seq,
-                recipe=w.recipe,
-                attention=w.attention,
-                tp=w.tp,
-                sp=w.sp,
-            ),
-        )[0]
-        moments["layer recompute"] = (
-            persistent + saved + ceil(bs * full) + head_grad + ceil(bs * h * act * norm_share)
+        plain = TrainingWorkload(
+            batch=w.batch, seq=w.seq, recipe=w.recipe, attention=w.attention, tp=w.tp, sp=w.sp
         )
-    moment = max(moments, key=lambda m: moments[m])
-    peak = moments[moment]
-    parts: list[MemoryComponent] = [
+        full = _layer_activation_per_token(spec, plain)[0]
+        norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
+        moments["layer recompute"] = (
+            persistent
+            + saved.total
+            + ceil(bs * full)
+            + head_grad
+            + ceil(bs * h * w.act_bytes * norm_share)
+        )
+    if w.tp > 1:
+        loss_how += f"; vocabulary-parallel: V/t = {v:,} per device (Korthikanti 4sbv/t)"
+    return moments, loss_how
+
+
+def _components(
+    w: TrainingWorkload,
+    stage: PipelineStage,
+    d: _DeviceStates,
+    saved: _Saved,
+    moment: str,
+    peak: int,
+    loss_how: str,
+) -> list[MemoryComponent]:
+    """The peak split into named parts; what is not a named part is the moment's own."""
+    sharded_weights = w.zero == 3 and w.offload_param == "none"
+    parts = [
         MemoryComponent(
             "weights",
-            weights,
-            weights_how
-            + (f" ÷ {w.devices} ranks" if w.zero == 3 and w.offload_param == "none" else ""),
-        ),
+            d.weights,
+            d.weights_how + (f" ÷ {w.devices} ranks" if sharded_weights else ""),
+        )
     ]
     if moment in ("backward end", "optimizer step"):
-        parts.append(MemoryComponent("gradients", grads, grads_how))
-    if states or not offloaded:
-        parts.append(MemoryComponent("optimizer_states", states, states_how))
+        parts.append(MemoryComponent("gradients", d.grads, d.grads_how))
+    if d.states or not d.offloaded:
+        parts.append(MemoryComponent("optimizer_states", d.states, d.states_how))
     if moment in ("loss", "backward start", "layer recompute"):
         flight = (
             f" × {stage.in_flight} micro-batches in flight (1F1B)" if stage.in_flight > 1 else ""
@@ -819,74 +904,90 @@ def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) 
         parts.append(
             MemoryComponent(
                 "activations",
-                layers + final_norm,
-                f"{w.batch}×{w.seq} tokens × {stage.layers} layers{flight} × ({layer_how})"
-                + (" + final norm" if final_norm else ""),
+                saved.layers + saved.final_norm,
+                f"{w.batch}×{w.seq} tokens × {stage.layers} layers{flight} × ({saved.layers_how})"
+                + (" + final norm" if saved.final_norm else ""),
             )
         )
         cache_alive = moment != "backward start" or not w.checkpointing
-        if autocast_cache and cache_alive:
+        if saved.autocast_cache and cache_alive:
             parts.append(
-                MemoryComponent("autocast_weight_cache", autocast_cache, "2 B per Linear weight")
+                MemoryComponent(
+                    "autocast_weight_cache", saved.autocast_cache, "2 B per Linear weight"
+                )
             )
-        rest = peak - sum(c.bytes for c in parts)
         if moment == "layer recompute":
             name, how = "recompute", "one layer's full activations, head and output gradients"
         else:
             name, how = "logits_and_loss", f"{loss_how} ({moment})"
-            if w.tp > 1:
-                how += f"; vocabulary-parallel: V/t = {v:,} per device (Korthikanti 4sbv/t)"
-        if rest or name != "logits_and_loss" or stage.head:
-            parts.append(MemoryComponent(name, rest, how))
+    elif moment == "optimizer step":
+        name, how = "optimizer_temporaries", f"{w.optimizer_impl} step temporaries"
     else:
-        rest = peak - sum(c.bytes for c in parts)
-        name = "optimizer_temporaries" if moment == "optimizer step" else "backward_temporaries"
-        how = (
-            f"{w.optimizer_impl} step temporaries"
-            if moment == "optimizer step"
-            else "tied embedding gradient sum"
-        )
-        if rest:
-            parts.append(MemoryComponent(name, rest, how))
-    parts.append(
+        name, how = "backward_temporaries", "tied embedding gradient sum"
+    rest = peak - sum(c.bytes for c in parts)
+    if rest or (name == "recompute") or (name == "logits_and_loss" and stage.head):
+        parts.append(MemoryComponent(name, rest, how))
+    return [*parts, *_overheads(w, peak)]
+
+
+def _overheads(w: TrainingWorkload, peak: int) -> tuple[MemoryComponent, MemoryComponent]:
+    return (
         MemoryComponent(
             "cuda_context",
             w.cuda_context_bytes,
             f"assumed CUDA context {w.cuda_context_bytes / MIB:.0f} MiB",
-        )
-    )
-    parts.append(
+        ),
         MemoryComponent(
             "allocator_reserve",
             ceil(peak * w.allocator_reserve),
             f"assumed caching-allocator slack {float(w.allocator_reserve):.0%} of the tensor peak",
-        )
+        ),
     )
-    notes: tuple[str, ...] = (f"peak at the {moment}", *notes_extra)
+
+
+def _stage_notes(w: TrainingWorkload, d: _DeviceStates, moment: str) -> tuple[str, ...]:
+    notes: list[str] = [f"peak at the {moment}", *d.notes]
     if w.zero and w.devices > 1:
         sharded = {1: "optimizer states", 2: "gradients and optimizer states"}.get(
             w.zero, "parameters, gradients and optimizer states"
         )
-        notes += (
+        gathers = w.zero == 3 and w.offload_param == "none"
+        notes.append(
             f"ZeRO-{w.zero} over {w.devices} ranks: each holds 1/{w.devices} of the {sharded}"
             + (
                 "; stage 3 also gathers one layer's parameters at a time (not counted)"
-                if w.zero == 3 and w.offload_param == "none"
+                if gathers
                 else ""
-            ),
+            )
         )
-    if offloaded:
-        notes += (
+    if d.offloaded:
+        notes.append(
             "offloaded (off the device, in host_bytes/nvme_bytes): "
-            + ", ".join(f"{o.name} → {o.where}" for o in offloaded),
+            + ", ".join(f"{o.name} → {o.where}" for o in d.offloaded)
         )
     if w.tp > 1 or w.pp > 1:
-        notes += (
+        notes.append(
             f"model parallel: {w.devices} data × {w.tp} tensor × {w.pp} pipeline = "
-            f"{w.total_devices} devices; tensor-parallel communication buffers not counted",
+            f"{w.total_devices} devices; tensor-parallel communication buffers not counted"
         )
-    breakdown = MemoryBreakdown(tuple(parts), devices=w.total_devices, notes=notes)
-    return TrainingEstimate(breakdown, peak, moment, moments, trainable, offloaded=tuple(offloaded))
+    return tuple(notes)
+
+
+def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) -> TrainingEstimate:
+    """The peak of one device holding ``stage`` (the whole model when tp = pp = 1): its model
+    states, the activations saved for the backward pass, and the largest moment of a step."""
+    d = _full_states(w, stage) if w.method == "full" else _adapter_states(spec, w)
+    saved = _saved_activations(spec, w, stage, d)
+    moments, loss_how = _moments(spec, w, stage, d, saved)
+    moment = max(moments, key=lambda m: moments[m])
+    peak = moments[moment]
+    parts = _components(w, stage, d, saved, moment, peak, loss_how)
+    breakdown = MemoryBreakdown(
+        tuple(parts), devices=w.total_devices, notes=_stage_notes(w, d, moment)
+    )
+    return TrainingEstimate(
+        breakdown, peak, moment, moments, d.trainable, offloaded=tuple(d.offloaded)
+    )
 
 
 def _optimizer_temporaries(tensors: tuple[ParamTensor, ...], w: TrainingWorkload) -> int:

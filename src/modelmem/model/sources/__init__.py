@@ -25,7 +25,7 @@ from modelmem.model.spec import ModelSpec
 from modelmem.units import parse_count
 
 if TYPE_CHECKING:  # imported where used: a catalogue name needs neither at start-up
-    from modelmem.model.sources.adapter import AdapterConfig
+    from modelmem.model.adapter import AdapterConfig
     from modelmem.model.sources.checkpoint import Checkpoint
 
 ADAPTER_FILE = "adapter_config.json"
