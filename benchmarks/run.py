@@ -96,6 +96,38 @@ def subprocess_row(
     return result
 
 
+PEER_CONFIG = (
+    ROOT / "tests" / "fixtures" / "hf-configs" / "meta-llama__Llama-3.1-8B" / "config.json"
+)
+
+
+def peer_rows(cli: Sequence[str]) -> list[Result]:
+    """Start-up against the lightest peer, vramcalc (a dev extra), on the same config.json
+    and context, interleaved run by run so that both see the same load on the machine."""
+    peer = Path(sys.executable).with_name("vramcalc")
+    ours_cmd = [*cli, "inference", str(PEER_CONFIG), "--context", "8192", "--json"]
+    ours = Result("CLI cold start: modelmem inference CONFIG --context 8192 --json", "ms")
+    if not peer.exists():
+        ours.note = "vramcalc not installed (pip install vramcalc): no ratio"
+        return [subprocess_row(ours.name, ours_cmd, 7, "ms")]
+    theirs_cmd = [str(peer), "estimate", str(PEER_CONFIG), "--seq", "8192", "--json"]
+    theirs = Result("peer: vramcalc estimate CONFIG --seq 8192 --json", "ms")
+    _timed(ours_cmd), _timed(theirs_cmd)  # warm-up: bytecode caches written
+    for _ in range(9):
+        for row, command in ((ours, ours_cmd), (theirs, theirs_cmd)):
+            seconds, done = _timed(command)
+            if done.returncode != 0:
+                row.failed = f"exit {done.returncode}"
+                break
+            row.values.append(seconds * 1e3)
+    if ours.median and theirs.median:
+        ours.note = (
+            f"median {ours.median / theirs.median:.2f} × vramcalc's, min "
+            f"{(ours.minimum or 0) / (theirs.minimum or 1):.2f} × (target <= 1)"
+        )
+    return [ours, theirs]
+
+
 def in_process_row() -> list[Result]:
     """resolve + count_params + rule_of_thumb in this process: the first call (which loads
     the catalogue) and the steady state (timeit, per call)."""
@@ -203,6 +235,7 @@ def run(quick: bool) -> list[Result]:
             target=150,
         )
     )
+    results.extend(peer_rows(cli))
     results.extend(in_process_row())
     results.extend(estimator_rows())
     if quick:

@@ -12,16 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelmem.app.fitting import build_workload_request, fit_json, mode_of
-from modelmem.app.inference import inference_json, prepare_inference
 from modelmem.app.models import adapter_json, checkpoint_json, resolve_model
 from modelmem.app.requests import (
     DeviceRequest,
     InferenceRequest,
     PlanRequestOptions,
+    Request,
     TrainRequest,
 )
-from modelmem.app.training import prepare_training, train_json
 from modelmem.errors import InvalidValueError
 
 __all__ = [
@@ -43,6 +41,8 @@ def _given(options: Mapping[str, Any], given: frozenset[str] | None) -> frozense
 def inference_data(
     source: Any, options: Mapping[str, Any] | None = None, given: frozenset[str] | None = None
 ) -> dict[str, Any]:
+    from modelmem.app.inference import inference_json, prepare_inference
+
     options = dict(options or {})
     request = InferenceRequest.from_options(options, _given(options, given))
     return inference_json(prepare_inference(resolve_model(source), request))
@@ -51,6 +51,8 @@ def inference_data(
 def train_data(
     source: Any, options: Mapping[str, Any] | None = None, given: frozenset[str] | None = None
 ) -> dict[str, Any]:
+    from modelmem.app.training import prepare_training, train_json
+
     options = dict(options or {})
     request = TrainRequest.from_options(options, _given(options, given))
     return train_json(prepare_training(resolve_model(source), request))
@@ -72,6 +74,8 @@ def fit_data(
 ) -> dict[str, Any]:
     """`fit SOURCE --device D --json`: the `inference`/`train` estimate of the same
     options, with the verdict on COUNT × DEVICE."""
+    from modelmem.app.fitting import build_workload_request, fit_json, mode_of
+
     options = dict(options or {})
     chosen = _given(options, given)
     target = _device(device, count, reserve)
@@ -90,6 +94,7 @@ def fit_catalogue(
     mode: str | None = None,
 ) -> list[dict[str, Any]]:
     """`fit --device D` without SOURCE: every catalogue model against the device."""
+    from modelmem.app.fitting import build_workload_request, fit_json, mode_of
     from modelmem.errors import ModelMemError
     from modelmem.model.sources.catalogue import load_catalogue
 
@@ -126,6 +131,7 @@ def plan_data(
     no_offload: bool = False,
 ) -> dict[str, Any]:
     """`plan SOURCE --device D --json` for one device."""
+    from modelmem.app.fitting import build_workload_request
     from modelmem.app.planning import plan_json, plan_request
 
     options = dict(options or {})
@@ -164,6 +170,7 @@ def plan_all_devices(
     """`plan SOURCE --device all`: the best configuration on every catalogue device."""
     from fractions import Fraction
 
+    from modelmem.app.fitting import build_workload_request
     from modelmem.app.planning import plan_request_for
     from modelmem.hardware.catalogue import all_devices
     from modelmem.planner import plan_devices
@@ -217,6 +224,7 @@ def plan_largest(
     from fractions import Fraction
 
     from modelmem.app.devices import Target
+    from modelmem.app.fitting import build_workload_request
     from modelmem.app.planning import plan_request_for
     from modelmem.model.params import count_params
     from modelmem.model.sources.catalogue import load_catalogue, spec_from_entry
@@ -267,16 +275,15 @@ def measure_data(
     real: bool = False,
 ) -> dict[str, Any]:
     """`measure SOURCE --json`: the same options as `train`/`inference`, measured."""
+    from modelmem.app.fitting import build_workload_request
     from modelmem.app.measuring import measure_json
 
     options = dict(options or {})
     chosen = _given(options, given)
-    kind = mode or (
-        "inference"
-        if mode_of(None, options, chosen) == "inference"
-        and any(n in chosen for n in ("context", "prompt", "dtype", "kv_dtype", "engine"))
-        else "train"
-    )
+    # measure's default is a training step; an option only inference has implies inference
+    shared = {s.name for s in Request.specs()}
+    inference_only = {s.name for s in InferenceRequest.specs()} - shared
+    kind = mode or ("inference" if chosen & inference_only else "train")
     request = build_workload_request(kind, options, chosen, None)
     return measure_json(
         resolve_model(source),

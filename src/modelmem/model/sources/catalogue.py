@@ -126,8 +126,25 @@ def _index() -> dict[str, str]:
 
 
 def find_entry(name: str) -> CatalogueEntry | None:
-    key = _index().get(name.strip().lower())
-    return load_catalogue()[key] if key else None
+    key = name.strip().lower()
+    direct = _entry_file(key)
+    if direct is not None:
+        return direct
+    found = _index().get(key)
+    return load_catalogue()[found] if found else None
+
+
+@lru_cache(maxsize=64)
+def _entry_file(key: str) -> CatalogueEntry | None:
+    """The entry stored as ``<name>.json`` when ``key`` is its name: one file read instead
+    of the whole catalogue (the common case, and the command line's start-up)."""
+    if not key or not all(c.isalnum() or c in "-._" for c in key) or key.startswith("."):
+        return None
+    item = resources.files("modelmem") / "data" / "models" / f"{key}.json"
+    if not item.is_file():
+        return None
+    entry = _entry(json.loads(item.read_text(encoding="utf-8")), item.name)
+    return entry if entry.name.lower() == key else None
 
 
 def get_entry(name: str) -> CatalogueEntry:
