@@ -305,7 +305,7 @@ def params_data(
     """`params SOURCE --json`: the parameter count and the rule of thumb."""
     from modelmem.app.formats import weights_scheme
     from modelmem.formats import get_format
-    from modelmem.memory.rules import rule_of_thumb
+    from modelmem.memory.rules import MIXED_PRECISION_ADAMW_BYTES_PER_PARAM, rule_of_thumb
 
     model = resolve_model(source, architecture=False)
     notes: list[str] = []
@@ -332,6 +332,9 @@ def params_data(
         "weights_format": rule.format.name,
         "weights_bytes": rule.inference_bytes,
         "rule_of_thumb": rule.to_dict(),
+        # the training budget of the usual recipe, beside the rule (which keeps the states in
+        # the weights' format: 8 B/parameter for bf16 is no AdamW training budget)
+        "mixed_precision_training_bytes": MIXED_PRECISION_ADAMW_BYTES_PER_PARAM * p.total,
         "notes": [*model.notes, *notes],
     }
     if scheme is not None and model.spec is not None:

@@ -9,13 +9,13 @@ from fractions import Fraction
 from typing import Any
 
 from modelmem.app.devices import Target
-from modelmem.app.inference import inference_json, prepare_inference
+from modelmem.app.inference import inference_changes, inference_json, prepare_inference
 from modelmem.app.requests import (
     DeviceRequest,
     InferenceRequest,
     TrainRequest,
 )
-from modelmem.app.training import prepare_training, train_json
+from modelmem.app.training import prepare_training, train_json, training_changes
 from modelmem.errors import InvalidValueError
 
 __all__ = ["build_workload_request", "fit_json", "mode_of"]
@@ -116,8 +116,14 @@ def fit_json(
             f"ZeRO 0 (DDP): each of the {device.count} devices holds every model state; "
             "--zero 1-3 or --fsdp shards them"
         )
-    for key in ("memory_bytes", "margin_bytes", "fits"):
+    for key in ("memory_bytes", "margin_bytes", "fits", "changes"):
         data.pop(key, None)
+    if not verdict.fits:
+        data["changes"] = (
+            inference_changes(prepared, budget, device.count)
+            if mode == "inference"
+            else training_changes(prepared, budget)
+        )
     config = _config(prepared.workload, mode, device.count)
     return {**data, "mode": mode, "config": config, **verdict.to_dict(), "notes": notes}
 

@@ -9,7 +9,7 @@ else bf16), the KV cache format (by engine and weights), the context (the model'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -198,4 +198,28 @@ def inference_json(prepared: PreparedInference, budget_bytes: int | None = None)
         data["margin_bytes"] = budget - est.total_bytes
         data["max_context"] = largest_fitting(spec, workload, budget, "context", settings)
         data["max_batch"] = largest_fitting(spec, workload, budget, "batch", settings)
+        if not data["fits"]:
+            data["changes"] = inference_changes(prepared, budget)
     return data
+
+
+def inference_price(model: Any, settings: Any, count: int = 1) -> Any:
+    """A request's peak bytes per device, as :func:`inference_json` prices it."""
+    from modelmem.memory.inference import estimate_inference
+
+    def price(request: InferenceRequest) -> int:
+        workload = prepare_inference(model, request, count).workload
+        return estimate_inference(model.spec, workload, settings).total_bytes
+
+    return price
+
+
+def inference_changes(prepared: PreparedInference, budget: int, count: int = 1) -> Any:
+    """The single changes that make this workload fit ``budget`` (see app/changes)."""
+    from modelmem.app.changes import changes_for
+
+    request = prepared.request
+    if not request.is_given("context"):  # the default context is a change like any other
+        request = replace(request, context=prepared.workload.context)
+    price = inference_price(prepared.model, prepared.settings, count)
+    return changes_for(request, price, budget, engine=prepared.workload.engine, count=count)

@@ -136,6 +136,15 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
             )
         offload_optimizer = offload_param = "cpu"
     method, notes = _method(model, request)
+    if method == "qlora" and not (
+        request.is_given("checkpointing") or request.selective_checkpointing
+    ):
+        # peft.prepare_model_for_kbit_training turns gradient checkpointing on by default
+        request = replace(request, checkpointing=True, given=request.given)
+        notes.append(
+            "gradient checkpointing on, as PEFT's prepare_model_for_kbit_training sets it up "
+            "for QLoRA (--no-checkpointing to price it off)"
+        )
     rank, targets, dora, lora_notes = _lora(model, request, method)
     recipe, recipe_notes = _recipe(request, method, offload_optimizer)
     loss = request.loss or ("chunked" if request.loss_chunks else "full")
@@ -237,4 +246,31 @@ def train_json(prepared: PreparedTraining, budget_bytes: int | None = None) -> d
         data["memory_bytes"] = budget
         data["fits"] = est.breakdown.total_bytes <= budget
         data["margin_bytes"] = budget - est.breakdown.total_bytes
+        if not data["fits"]:
+            data["changes"] = training_changes(prepared, budget)
     return data
+
+
+def training_price(model: Any) -> Any:
+    """A request's peak bytes per device, as :func:`train_json` prices it."""
+    from modelmem.memory.training import estimate_training
+
+    def price(request: TrainRequest) -> int:
+        workload = prepare_training(model, request).workload
+        return int(estimate_training(model.spec, workload).breakdown.total_bytes)
+
+    return price
+
+
+def training_changes(prepared: PreparedTraining, budget: int) -> Any:
+    """The single changes that make this step fit ``budget`` (see app/changes)."""
+    from modelmem.app.changes import changes_for
+
+    w = prepared.workload
+    return changes_for(
+        prepared.request,
+        training_price(prepared.model),
+        budget,
+        method=w.method,
+        count=w.total_devices,
+    )

@@ -55,6 +55,19 @@ def print_breakdown(title: str, data: dict[str, Any]) -> Any:
     return out
 
 
+def print_changes(out: Any, data: dict[str, Any]) -> None:
+    """The "what to change" lines of a result that does not fit."""
+    from modelmem.units import format_bytes_both
+
+    changes = data.get("changes")
+    if not changes:
+        return
+    out.print("what to change (each alone, priced by the same estimate):")
+    for c in changes:
+        verdict = "fits" if c["fits"] else "still does not fit"
+        out.print(f"  {c['change']:<40} {format_bytes_both(c['total_bytes']):>24}  {verdict}")
+
+
 def render_params(data: dict[str, Any]) -> None:
     from rich.table import Table
 
@@ -95,8 +108,8 @@ def render_params(data: dict[str, Any]) -> None:
     out.print(f"rule of thumb, inference ≈ weights = {format_bytes_both(rule['inference_bytes'])}")
     out.print(
         f"rule of thumb, training ≈ {rule['training_factor']} × inference = "
-        f"{format_bytes_both(rule['training_bytes'])} ({rule['optimizer']}, states in the "
-        "weights' format):"
+        f"{format_bytes_both(rule['training_bytes'])} (the classic shortcut: {rule['optimizer']} "
+        f"with every state in {rule['format']}; not a training budget, see below):"
     )
     for c in rule["training_components"]:
         out.print(f"  {c['name']:<17} {format_bytes_both(c['bytes']):>22}  {c['how']}")
@@ -146,6 +159,7 @@ def render_memory(label: str, data: dict[str, Any]) -> None:
             f"{format_bytes_both(data['margin_bytes'])}; largest context at this batch "
             f"{data['max_context']:,}, largest batch at this context {data['max_batch']:,}"
         )
+    print_changes(out, data)
     for note in data["notes"]:
         out.print(f"note: {note}")
 
@@ -202,6 +216,7 @@ def render_training(label: str, data: dict[str, Any]) -> None:
             f"{verdict} in {format_bytes_both(data['memory_bytes'])}: margin "
             f"{format_bytes_both(data['margin_bytes'])}"
         )
+    print_changes(out, data)
     for note in data["notes"]:
         out.print(f"note: {note}")
 
@@ -250,6 +265,7 @@ def render_fit(data: dict[str, Any]) -> None:
         f"dominant: {dom['name']} {format_bytes_both(dom['bytes'])} "
         f"({100 * dom['bytes'] / data['total_bytes']:.0f}% of the peak)"
     )
+    print_changes(out, data)
     for note in data["notes"]:
         out.print(f"note: {note}")
 

@@ -24,6 +24,10 @@ from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 # like the parameter): AdamW m and v; SGD's momentum buffer; none for plain SGD.
 STATE_COPIES: dict[str, int] = {"adamw": 2, "adam": 2, "sgd-momentum": 1, "sgd": 0}
 MIN_TRAINING_FACTOR, MAX_TRAINING_FACTOR = Fraction(2), Fraction(4)
+# Mixed-precision AdamW, before activations: 16-bit weights and gradients (2 + 2) and the
+# fp32 master copy with both Adam moments (4 + 4 + 4 = K = 12). Rajbhandari et al. 2020
+# (ZeRO), §3.1: "16Ψ bytes" for a model of Ψ parameters.
+MIXED_PRECISION_ADAMW_BYTES_PER_PARAM = 16
 
 
 @dataclass(frozen=True, slots=True)

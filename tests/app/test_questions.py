@@ -1,0 +1,110 @@
+"""The questions people ask most, answered with the defaults people use, and what to
+change when the answer is no."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import modelmem
+from modelmem.cli import main
+
+
+def _json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
+    code = main([*args, "--json"])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    return code, json.loads(out)
+
+
+def test_qlora_checkpoints_as_prepare_model_for_kbit_training_does(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", "mistral-7b-v0.3", "--method", "qlora", "--lora-rank", "16"]
+    _, on = _json([*args, "--lora-targets", "all-linear"], capsys)
+    _, off = _json([*args, "--lora-targets", "all-linear", "--no-checkpointing"], capsys)
+    assert on["checkpointing"] is True and off["checkpointing"] is False
+    assert any("prepare_model_for_kbit_training" in n for n in on["notes"])
+    assert on["total_bytes"] < off["total_bytes"]
+    # and it fits a 24 GB card that way
+    code, fit = _json(["fit", "mistral-7b-v0.3", "--device", "RTX4090", *args[2:]], capsys)
+    assert code == 0 and fit["fits"] is True
+
+
+def test_a_lora_option_alone_means_lora_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    _, data = _json(["train", "llama-3.1-8b", "--lora-rank", "16"], capsys)
+    assert data["method"] == "lora" and data["lora_rank"] == 16
+    assert any("--lora-rank given without --method" in n for n in data["notes"])
+    _, full = _json(["train", "llama-3.1-8b"], capsys)
+    assert full["method"] == "full" and data["trainable_params"] < full["trainable_params"]
+
+
+def test_fit_exit_code_is_the_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fit", "llama-3.1-8b", "--device", "H100-SXM"]) == 0
+    assert main(["fit", "llama-3.1-70b", "--device", "RTX4090"]) == 1
+    assert main(["fit", "llama-3.1-70b", "--device", "nope"]) == 2
+    capsys.readouterr()
+
+
+def test_what_to_change_is_priced_by_the_estimate_itself(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, data = _json(["fit", "llama-3.1-8b", "--device", "h100", "--mode", "train"], capsys)
+    assert code == 1 and data["fits"] is False
+    changes = {c["change"]: c for c in data["changes"]}
+    assert changes and all(c["total_bytes"] < data["total_bytes"] for c in changes.values())
+    fitting = [c for c in data["changes"] if c["fits"]]
+    assert fitting and data["changes"][: len(fitting)] == fitting  # those that fit first
+    # each change, applied, gives the total it promised
+    lora = changes["--method lora"]
+    _, applied = _json(["fit", "llama-3.1-8b", "--device", "h100", "--method", "lora"], capsys)
+    assert applied["total_bytes"] == lora["total_bytes"] and applied["fits"] is lora["fits"]
+    offload = changes["--zero 2 --offload-optimizer cpu"]
+    result = modelmem.fit(
+        "llama-3.1-8b", device="h100", mode="train", zero=2, offload_optimizer="cpu"
+    )
+    assert result.total_bytes == offload["total_bytes"]
+
+
+def test_inference_changes_with_a_budget(capsys: pytest.CaptureFixture[str]) -> None:
+    _, data = _json(
+        ["inference", "llama-3.1-8b", "--context", "131072", "--memory", "24GiB"], capsys
+    )
+    assert data["fits"] is False
+    by_change = {c["change"]: c for c in data["changes"]}
+    shorter = next(c for c in by_change if c.startswith("--context "))
+    context = int(shorter.split()[1])
+    assert context == data["max_context"] and by_change[shorter]["fits"]
+    _, at = _json(["inference", "llama-3.1-8b", "--context", str(context)], capsys)
+    assert at["total_bytes"] == by_change[shorter]["total_bytes"]
+
+
+def test_tp_must_divide_the_heads(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inference", "llama-3.1-8b", "--tp", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "tp=3" in err and "32 attention heads" in err
+
+
+def test_options_of_another_engine_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inference", "llama-3.1-8b", "--gpu-layers", "10"]) == 2
+    assert "llama.cpp option" in capsys.readouterr().err
+    assert (
+        main(["fit", "llama-3.1-8b", "--device", "h100", "--mode", "inference", "--seq", "8"]) == 2
+    )
+    assert "training option" in capsys.readouterr().err
+
+
+def test_shipped_formats_are_the_default_and_said(capsys: pytest.CaptureFixture[str]) -> None:
+    _, oss = _json(["inference", "gpt-oss-20b"], capsys)
+    assert oss["dtype"] == "mxfp4" and any("shipped" in n for n in oss["notes"])
+    _, bf16 = _json(["inference", "gpt-oss-20b", "--dtype", "bf16"], capsys)
+    assert oss["weights_bytes"] < bf16["weights_bytes"] / 2
+    # served by vLLM (MXFP4 kernels), it fits a 24 GB card at 8k; transformers' eager
+    # attention (no SDPA path for its attention sinks) does not
+    args = ["fit", "gpt-oss-20b", "--device", "RTX4090", "--context", "8192"]
+    code, fit = _json([*args, "--engine", "vllm"], capsys)
+    assert code == 0 and fit["fits"] and fit["dtype"] == "mxfp4"
+    code, eager = _json(args, capsys)
+    assert code == 1 and any(c["fits"] for c in eager["changes"])
