@@ -466,10 +466,8 @@ class Planner:
         per_replica = base.tp * base.pp
         if fixed("devices"):
             counts: tuple[int, ...] = (base.devices,)
-        elif full:
-            counts = tuple(c for c in _counts(request.max_devices // per_replica))
         else:
-            counts = (1,)
+            counts = _counts(max(1, request.max_devices // per_replica))
         for count in counts:
             for zero, offload in self._sharding(request, base, count, full):
                 for optimizer, q_opt in optimizers:
@@ -533,8 +531,12 @@ class Planner:
             return ((base.zero, "as-given" if offloaded else "none"),)
         if request.is_fixed("zero"):
             stages: tuple[int, ...] = (base.zero,)
+        elif count == 1:
+            stages = (0,)
         else:
-            stages = (0,) if count == 1 else (1, 2, 3)
+            # LoRA: ZeRO-1/2 would shard only the adapters' small states; FSDP full-shard
+            # (FSDP-QLoRA) and ZeRO-3 shard the frozen base too
+            stages = (1, 2, 3) if full else (0, 3)
         pairs = [(z, "none") for z in stages]
         fixed_zero = base.zero if request.is_fixed("zero") else None
         if full and request.offload and fixed_zero in (None, 2, 3) and not base.fsdp:
@@ -602,10 +604,6 @@ class Planner:
             and not request.is_fixed("dtype")
         ):
             notes.append(f"{name} has no fp8 matrix units: fp8 formats not searched")
-        if request.goal in ("lora", "qlora"):
-            notes.append(
-                "LoRA/QLoRA plans are per device: the frozen base is not sharded (data parallel)"
-            )
         if not options:
             notes.append(
                 f"nothing searched fits {request.max_devices} × {name} "

@@ -108,3 +108,21 @@ def test_shipped_formats_are_the_default_and_said(capsys: pytest.CaptureFixture[
     assert code == 0 and fit["fits"] and fit["dtype"] == "mxfp4"
     code, eager = _json(args, capsys)
     assert code == 1 and any(c["fits"] for c in eager["changes"])
+
+
+def test_fsdp_qlora_shards_the_frozen_base(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["train", "llama-2-70b", "--method", "qlora", "--seq", "512", "--fsdp", "full-shard"]
+    _, one = _json([*args, "--devices", "1"], capsys)
+    _, two = _json([*args, "--devices", "2"], capsys)
+    weights = {d["parallel"]["dp"]: c["bytes"] for d in (one, two) for c in d["components"]
+               if c["name"] == "weights"}  # fmt: skip
+    # half the base per rank, plus one gathered unit (a decoder layer or the embedding)
+    assert weights[1] / 2 < weights[2] < weights[1] * 0.6
+    # and the planner finds FSDP-QLoRA of a 70B model on two 24 GB cards
+    _, plan = _json(
+        ["plan", "llama-2-70b", "--device", "RTX4090", "--count", "2", "--goal", "qlora",
+         "--seq", "512"],
+        capsys,
+    )  # fmt: skip
+    assert plan["options"] and plan["options"][0]["config"]["devices"] == 2
+    assert plan["options"][0]["config"]["zero"] == 3

@@ -769,14 +769,17 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
     base_scheme = (
         w.qlora_scheme if w.method == "qlora" else ("fp32" if w.param_bytes == 4 else "bf16")
     )
-    base = estimate_weights(spec, base_scheme).total_bytes
     fp32 = replace(w, recipe="fp32")  # PEFT keeps adapters, their grads and states fp32
     states, states_how = _state_bytes(adapters, fp32)
+    adapter_weights, grads, states = zero_model_states(
+        4 * trainable, 4 * trainable, states, w.zero, w.devices
+    )
+    base, base_how = _frozen_base(estimate_weights(spec, base_scheme), w)
     d = _DeviceStates(
-        weights=base + 4 * trainable,
-        weights_how=f"frozen base ({base_scheme}) + {trainable:,} adapter params × 4 B "
+        weights=base + adapter_weights,
+        weights_how=f"{base_how} + {trainable:,} adapter params × 4 B "
         f"(LoRA r={w.lora_rank}, {len(targets)} target tensors)",
-        grads=4 * trainable,
+        grads=grads,
         grads_how="one gradient per trainable parameter × 4 B",
         states=states,
         states_how=states_how,
@@ -802,6 +805,24 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
             "(not counted)"
         )
     return d
+
+
+def _frozen_base(base: Any, w: TrainingWorkload) -> tuple[int, str]:
+    """The frozen base on one device. Replicated under data parallelism; under FSDP
+    full-shard (FSDP-QLoRA, Answer.AI 2024) and DeepSpeed ZeRO-3 sharded over the ranks like
+    any parameter, with one wrapped unit — a decoder layer, or the embedding — all-gathered
+    at a time for its forward and backward (prefetching the next one is not counted)."""
+    scheme = base.scheme
+    if w.zero < 3 or w.devices == 1:
+        return base.total_bytes, f"frozen base ({scheme})"
+    per_layer = sum(t.bytes_each for t in base.tensors if "{i}" in t.name)
+    outside = max((t.bytes for t in base.tensors if "{i}" not in t.name), default=0)
+    gathered = max(per_layer, outside)
+    return (
+        shard(base.total_bytes, w.devices) + gathered,
+        f"frozen base ({scheme}) ÷ {w.devices} ranks + one gathered unit "
+        f"({gathered:,} B: the larger of a decoder layer and the embedding)",
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -951,7 +972,8 @@ def _stage_notes(w: TrainingWorkload, d: _DeviceStates, moment: str) -> tuple[st
         sharded = {1: "optimizer states", 2: "gradients and optimizer states"}.get(
             w.zero, "parameters, gradients and optimizer states"
         )
-        gathers = w.zero == 3 and w.offload_param == "none"
+        # full training's gathered layer is not counted; a frozen base's gathered unit is
+        gathers = w.zero == 3 and w.offload_param == "none" and w.method == "full"
         notes.append(
             f"ZeRO-{w.zero} over {w.devices} ranks: each holds 1/{w.devices} of the {sharded}"
             + (
