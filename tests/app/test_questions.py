@@ -126,3 +126,14 @@ def test_fsdp_qlora_shards_the_frozen_base(capsys: pytest.CaptureFixture[str]) -
     )  # fmt: skip
     assert plan["options"] and plan["options"][0]["config"]["devices"] == 2
     assert plan["options"][0]["config"]["zero"] == 3
+
+
+@pytest.mark.parametrize("tp", [1, 2, 4, 8])
+def test_tensor_parallel_shards_the_mlp_and_heads_not_the_stream(
+    tp: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, data = _json(["inference", "llama-3.1-70b", "--context", "8192", "--tp", str(tp)], capsys)
+    act = next(c["bytes"] for c in data["components"] if c["name"] == "activations")
+    # the MLP peak of the prefill: 2 B × 8192 tokens × (4h stream + 3·I/tp gated MLP), plus
+    # the last position's logits (2 B × vocab); h = 8192, I = 28672, vocab 128,256
+    assert act == 2 * 8192 * (4 * 8192 + 3 * 28672 // tp) + 2 * 128256

@@ -85,38 +85,45 @@ def _mlp_values_per_token(spec: ModelSpec) -> tuple[int, str]:
 
 
 def prefill_workspace(
-    spec: ModelSpec, batch: int, tokens: int, act: int, attention: str
+    spec: ModelSpec, batch: int, tokens: int, act: int, attention: str, tp: int = 1
 ) -> tuple[int, str]:
     """Bytes live in the worst layer of a transformers prefill (no grad), beyond weights
     and cache: the residual stream keeps 4 [b, s, h] tensors (embedding output, layer
     input, residual sum, normed input); the MLP adds its intermediates; SDPA attention its
     q, k, v and output; eager attention the [b, n_h, s, s] scores (matmul + mask in the
     activation dtype, their fp32 copy and fp32 softmax), an additive [b, 1, s, s] mask and
-    the K/V repeated to every query head."""
+    the K/V repeated to every query head.
+
+    Tensor parallelism (Megatron, vLLM, transformers' tp_plan) splits what is per head and
+    the MLP's intermediate width over ``tp`` devices (column-parallel outputs); the residual
+    stream and the masks stay whole on every device (Korthikanti et al. 2022, §4.2.1)."""
     h, bs = spec.hidden_size, batch * tokens
     stream = 4 * h
     mlp, mlp_what = _mlp_values_per_token(spec)
+    mlp, mlp_what = ceil(mlp / tp), mlp_what + (f" ÷ tp {tp}" if tp > 1 else "")
     mlp_peak = bs * act * (stream + mlp)
     a = spec.attention
     if a is None:
         return mlp_peak, f"{act} B × {batch}×{tokens} tokens × (4h + {mlp_what})"
+    heads, kv_heads = ceil(a.num_heads / tp), max(1, a.num_kv_heads // tp)
+    per_device = f" (heads ÷ tp {tp})" if tp > 1 else ""
     if attention == "eager":
         score_bytes = act + 4 + (4 if act != 4 else 0)
-        repeated = 2 * a.num_heads * a.head_dim if a.num_kv_heads < a.num_heads else 0
+        repeated = 2 * heads * a.head_dim if kv_heads < heads else 0
         attn_peak = (
             bs * act * (stream + repeated)
-            + batch * a.num_heads * tokens * tokens * score_bytes
+            + batch * heads * tokens * tokens * score_bytes
             + batch * tokens * tokens * act
         )
-        attn_what = f"eager scores b·n_h·s²·{score_bytes} B + mask b·s²·{act} B"
+        attn_what = f"eager scores b·n_h·s²·{score_bytes} B + mask b·s²·{act} B{per_device}"
     else:
-        attn_values = 3 * a.num_heads * a.head_dim + 2 * a.num_kv_heads * a.v_head_dim
+        attn_values = 3 * heads * a.head_dim + 2 * kv_heads * a.v_head_dim
         attn_peak = bs * act * (stream + attn_values)
         # a sliding-window layer needs an explicit [1, 1, s, s] boolean mask under SDPA
         if "sliding" in spec.attention_layers:
             attn_peak += tokens * tokens
             mlp_peak += tokens * tokens
-        attn_what = "q, k, v and output"
+        attn_what = f"q, k, v and output{per_device}"
     if attn_peak > mlp_peak:
         return attn_peak, f"attention peak of {batch}×{tokens} tokens: 4h stream + {attn_what}"
     return mlp_peak, f"MLP peak of {batch}×{tokens} tokens: {act} B × (4h stream + {mlp_what})"
@@ -142,7 +149,7 @@ def estimate_inference(
     if attention == "sdpa" and spec.family in EAGER_ONLY_FAMILIES:
         attention = "eager"
         notes.append(f"transformers runs {spec.family} with eager attention (no SDPA path)")
-    prefill_transient, how_prefill = prefill_workspace(spec, b, s, act, attention)
+    prefill_transient, how_prefill = prefill_workspace(spec, b, s, act, attention, workload.tp)
     logits = b * spec.vocab_size * act  # logits_to_keep=1: the last position only
     # At the prefill peak the dynamic cache holds the whole prompt in every layer.
     prefill_cache = layout.bytes(s, b, window_tokens=s)
