@@ -126,7 +126,7 @@ def test_inference_total_bar_verdict_and_charts_equal_the_api(page: Any, base_ur
     page.fill("#context", "16384")
     page.select_option("#device", "L4")
     settle(page)
-    body = {"source": "qwen2.5-7b", "dtype": "fp8-e4m3", "batch": 4, "context": 16384, "tp": 1}
+    body = {"source": "qwen2.5-7b", "dtype": "fp8-e4m3", "batch": 4, "context": 16384}
     expected = api(base_url, "/api/inference", body)
     assert shown_bytes(page) == expected["total_bytes"]
     assert page.get_attribute("#total", "data-bytes") == str(expected["total_bytes"])
@@ -200,15 +200,61 @@ def test_pasted_config_and_a_bad_one(page: Any, base_url: str) -> None:
     page.fill("#config", json.dumps(config, indent=2))
     page.fill("#context", "4096")
     settle(page)
-    expected = api(base_url, "/api/inference", {"source": config, "dtype": "bf16", "context": 4096})
+    expected = api(base_url, "/api/inference", {"source": config, "context": 4096})
     assert shown_bytes(page) == expected["total_bytes"]
     assert page.locator("#error").is_hidden()
     page.fill("#config", '{"model_type": "llama"}')
     page.wait_for_selector("body[data-state=error]", timeout=20_000)
     error = page.inner_text("#error")
     assert "vocab_size" in error and "\n" not in error
+    assert page.inner_text("#total-bytes") == ""  # the previous answer is gone
+    assert page.locator("#bar rect").count() == 0
     page.fill("#config", "{not json")
     page.wait_for_selector("#error:has-text('not valid JSON')", timeout=20_000)
+
+
+def test_engine_and_its_cache_formats(page: Any, base_url: str) -> None:
+    page.select_option("#model", "qwen2.5-7b")
+    page.select_option("#engine", "llama.cpp")
+    settle(page)
+    kv = [o.get_attribute("value") for o in page.locator("#kv-dtype option").all()]
+    assert "q8_0" in kv and "fp8-e4m3" not in kv  # only what llama.cpp's cache takes
+    page.select_option("#kv-dtype", "q8_0")
+    page.select_option("#dtype", "gguf-q4_k_m")
+    settle(page)
+    body = {"source": "qwen2.5-7b", "engine": "llama.cpp", "kv_dtype": "q8_0",
+            "dtype": "gguf-q4_k_m", "batch": 1}  # fmt: skip
+    expected = api(base_url, "/api/inference", body)
+    assert shown_bytes(page) == expected["total_bytes"] and expected["engine"] == "llama.cpp"
+    dtypes = [o.get_attribute("value") for o in page.locator("#dtype option").all()]
+    assert "q8_0" not in dtypes and "gguf-q8_0" in dtypes  # weights take GGUF file types
+
+
+def test_sharded_training_and_what_to_change(page: Any, base_url: str) -> None:
+    page.select_option("#model", "llama-3.1-8b")
+    page.select_option("#workload", "full")
+    page.select_option("#device", "A100-80GB")
+    page.fill("#count", "8")
+    page.select_option("#sharding", "zero-3")
+    settle(page)
+    body = {"source": "llama-3.1-8b", "method": "full", "optimizer": "adamw", "batch": 1,
+            "checkpointing": False, "devices": 8, "zero": 3}  # fmt: skip
+    expected = api(base_url, "/api/train", body)
+    assert shown_bytes(page) == expected["total_bytes"]
+    assert page.get_attribute("#verdict", "data-total-bytes") == str(expected["total_bytes"])
+    assert page.locator("#changes-box").is_hidden()  # it fits: nothing to change
+    # one device without sharding does not fit: the page lists the changes that would
+    page.fill("#count", "1")
+    page.select_option("#sharding", "")
+    settle(page)
+    fit = api(base_url, "/api/fit", {**body, "devices": 1, "zero": 0, "device": "A100-80GB",
+                                     "count": 1, "mode": "train"})  # fmt: skip
+    assert fit["fits"] is False and fit["changes"]
+    items = page.locator("#changes li")
+    assert items.count() == len(fit["changes"])
+    assert [int(i.get_attribute("data-total-bytes")) for i in items.all()] == [
+        c["total_bytes"] for c in fit["changes"]
+    ]
 
 
 def test_narrow_screen_has_no_horizontal_scroll(browser: Any, base_url: str) -> None:

@@ -91,13 +91,38 @@ def formats_data(family: str | None = None) -> list[dict[str, Any]]:
             "bits_per_value": float(f.bits_per_value),
             "aliases": list(f.aliases),
             "source": f.source,
+            **_uses(f.name),
         }
         for f in all_formats()
         if family is None or f.family == family
     ]
     if family in (None, "scheme"):
-        rows += [{**s, "family": "scheme"} for s in schemes_data()]
+        rows += [
+            {**s, "family": "scheme", "weights_scheme": s["name"], "cache_engines": []}
+            for s in schemes_data()
+        ]
     return rows
+
+
+def _uses(name: str) -> dict[str, Any]:
+    """What a format name means to ``--dtype`` (the scheme, or None when refused) and which
+    engines take it as ``--kv-dtype``: the same resolver every door uses."""
+    from modelmem.app.formats import cache_format, weights_scheme
+    from modelmem.errors import ModelMemError
+    from modelmem.vocabulary import ENGINES
+
+    try:
+        scheme: str | None = weights_scheme(name).name
+    except ModelMemError:
+        scheme = None
+    engines = []
+    for engine in ENGINES:
+        try:
+            cache_format(name, engine)
+        except ModelMemError:
+            continue
+        engines.append(engine)
+    return {"weights_scheme": scheme, "cache_engines": engines}
 
 
 def devices_data(

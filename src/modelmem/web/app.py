@@ -428,7 +428,7 @@ def create_app(
         version=__version__,
         description="How much memory a large language model needs, and whether it fits. "
         "Each endpoint answers with the JSON of the matching `modelmem ... --json` command.",
-        docs_url="/api/docs",
+        docs_url=None,  # Swagger UI loads its assets from a CDN: blank offline
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )

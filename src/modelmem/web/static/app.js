@@ -12,6 +12,7 @@ const BATCHES = [1, 2, 4, 8, 16, 32, 64, 128];
 
 const $ = (id) => document.getElementById(id);
 let contextOf = {};   // catalogue model -> its context length
+let formatRows = [];  // /api/formats: what each name means to --dtype and --kv-dtype
 let generation = 0;   // answers of superseded requests are dropped
 let timer = null;
 
@@ -95,14 +96,27 @@ async function loadCatalogues() {
   for (const d of devices) {
     option(deviceSelect, d.name, `${d.name} — ${bytesBoth(d.memory_bytes)}`);
   }
+  formatRows = formats;
   const dtype = $("dtype");
-  const kv = $("kv-dtype");
-  option(kv, "", "default");
+  option(dtype, "", "default (as the model ships, else bf16)");
+  // only the names the API takes as weights (schemes, and formats that map to one)
   for (const f of formats) {
-    option(dtype, f.name, f.name);
-    option(kv, f.name, f.name);
+    if (f.weights_scheme) option(dtype, f.name, f.name);
   }
-  dtype.value = "bf16";
+  fillCacheFormats();
+}
+
+// the KV cache formats the chosen engine takes (transformers when left to the default)
+function fillCacheFormats() {
+  const kv = $("kv-dtype");
+  const engine = $("engine").value || "transformers";
+  const kept = kv.value;
+  kv.replaceChildren();
+  option(kv, "", "default");
+  for (const f of formatRows) {
+    if ((f.cache_engines || []).includes(engine)) option(kv, f.name, f.name);
+  }
+  kv.value = [...kv.options].some((o) => o.value === kept) ? kept : "";
 }
 
 // --------------------------------------------------------------------------- the form
@@ -136,28 +150,47 @@ function positive(id) {
   return value;
 }
 
-// The estimate request and the matching fit request for the form's settings.
+// an optional whole number: null when the field is empty (the API's default applies)
+function optionalPositive(id) {
+  return $(id).value.trim() === "" ? null : positive(id);
+}
+
+// The estimate request and the matching fit request for the form's settings: the fit body
+// is the estimate's options plus the devices, so the API evaluates the same workload.
 function requests() {
   const src = source();
   const w = workload();
   const batch = positive("batch");
-  const length = positive("context");
+  const length = optionalPositive("context");
   const count = positive("count");
   const device = $("device").value;
   if (w === "inference") {
-    const body = { source: src, dtype: $("dtype").value, batch, context: length, tp: count };
+    const body = { source: src, batch };
+    if (length !== null) body.context = length;
+    if ($("dtype").value) body.dtype = $("dtype").value;
     if ($("kv-dtype").value) body.kv_dtype = $("kv-dtype").value;
-    const fit = { source: src, device, count, mode: "inference", batch, context: length,
-      dtype: body.dtype };
-    if (body.kv_dtype) fit.kv_dtype = body.kv_dtype;
+    if ($("engine").value) body.engine = $("engine").value;
+    if (count > 1) body.tp = count;
+    const fit = { ...body, device, count, mode: "inference" };
+    delete fit.tp;
     return { path: "/api/inference", axis: "context", body, fit };
   }
-  const body = { source: src, method: w, optimizer: $("optimizer").value, batch, seq: length,
-    checkpointing: $("checkpointing").checked, devices: count };
-  const fit = { source: src, device, count, mode: "train", method: w, batch, seq: length,
-    optimizer: body.optimizer, checkpointing: body.checkpointing };
-  if ($("recipe").value) body.recipe = fit.recipe = $("recipe").value;
-  if (w !== "full") body.lora_rank = fit.lora_rank = positive("lora-rank");
+  const tp = positive("tp");
+  if (count % tp !== 0) throw new Error(`count: ${count} devices are not a multiple of tp ${tp}`);
+  const body = { source: src, method: w, optimizer: $("optimizer").value, batch,
+    checkpointing: $("checkpointing").checked, devices: count / tp };
+  if (tp > 1) body.tp = tp;
+  if (length !== null) body.seq = length;
+  if ($("recipe").value) body.recipe = $("recipe").value;
+  if (w !== "full") {
+    body.lora_rank = positive("lora-rank");
+    if ($("lora-targets").value.trim()) body.lora_targets = $("lora-targets").value.trim();
+  }
+  const sharding = $("sharding").value;
+  if (sharding.startsWith("zero-")) body.zero = Number(sharding.slice(5));
+  if (sharding.startsWith("fsdp-")) body.fsdp = sharding.slice(5);
+  const fit = { ...body, device, count, mode: "train" };
+  delete fit.devices;
   return { path: "/api/train", axis: "seq", body, fit };
 }
 
@@ -170,6 +203,7 @@ function contextPoints(current, maxContext) {
 
 function showMode() {
   const w = workload();
+  fillCacheFormats();
   for (const el of document.querySelectorAll(".only-inference")) {
     el.classList.toggle("hidden", w !== "inference");
   }
@@ -292,10 +326,38 @@ function renderNotes(notes) {
   }
 }
 
+function renderChanges(changes) {
+  const box = $("changes-box");
+  const ul = $("changes");
+  ul.replaceChildren();
+  box.classList.toggle("hidden", !(changes && changes.length));
+  for (const c of changes || []) {
+    const li = document.createElement("li");
+    li.textContent = `${c.change}: ${bytesBoth(c.total_bytes)} — `
+      + (c.fits ? "fits" : "still does not fit");
+    li.dataset.fits = String(c.fits);
+    li.dataset.totalBytes = String(c.total_bytes);
+    ul.appendChild(li);
+  }
+}
+
+// an error replaces the answer: nothing of a previous result stays on screen
+function clearResults() {
+  $("total").textContent = "…";
+  delete $("total").dataset.bytes;
+  $("total-bytes").textContent = "";
+  for (const id of ["bar", "legend", "chart-context", "chart-batch", "notes", "changes"]) {
+    $(id).replaceChildren();
+  }
+  $("verdict").classList.add("hidden");
+  $("changes-box").classList.add("hidden");
+}
+
 function showError(message) {
   const el = $("error");
   el.textContent = message;
   el.classList.toggle("hidden", !message);
+  if (message) clearResults();
 }
 
 // ---------------------------------------------------------------------------- update
@@ -311,17 +373,21 @@ async function update() {
   }
   const src = req.body.source;
   const maxContext = typeof src === "string" ? contextOf[src] : null;
-  const length = req.axis === "context" ? req.body.context : req.body.seq;
   const { source: _ignored, ...rest } = req.body;
   const sweepBase = { source: src, ...rest };
-  const lengthSweep = { ...sweepBase, axis: req.axis,
-    values: contextPoints(length, req.axis === "seq" ? Math.min(maxContext || 32768, 32768) : maxContext) };
-  const batchValues = [...new Set([...BATCHES, req.body.batch])].sort((a, b) => a - b);
-  const batchSweep = { ...sweepBase, axis: "batch", values: batchValues.slice(0, 24) };
   try {
-    const [data, fit, sweepLength, sweepBatch] = await Promise.all([
+    const [data, fit] = await Promise.all([
       api(req.path, req.body),
       req.fit.device ? api("/api/fit", req.fit) : Promise.resolve(null),
+    ]);
+    if (mine !== generation) return;
+    // the length the API chose when the field is empty (the model's, capped)
+    const length = req.axis === "context" ? data.context : data.seq;
+    const lengthSweep = { ...sweepBase, axis: req.axis,
+      values: contextPoints(length, req.axis === "seq" ? Math.min(maxContext || 32768, 32768) : maxContext) };
+    const batchValues = [...new Set([...BATCHES, req.body.batch])].sort((a, b) => a - b);
+    const batchSweep = { ...sweepBase, axis: "batch", values: batchValues.slice(0, 24) };
+    const [sweepLength, sweepBatch] = await Promise.all([
       api(`${req.path}/sweep`, lengthSweep),
       api(`${req.path}/sweep`, batchSweep),
     ]);
@@ -330,6 +396,7 @@ async function update() {
     renderTotal(data);
     renderBar(data);
     renderVerdict(fit);
+    renderChanges(fit ? fit.changes : data.changes);
     const budget = fit ? fit.budget_bytes : null;
     renderChart($("chart-context"), sweepLength, length,
       budget, req.axis === "context" ? "context" : "sequence length");
