@@ -401,7 +401,7 @@ async function update() {
     renderChart($("chart-context"), sweepLength, length,
       budget, req.axis === "context" ? "context" : "sequence length");
     renderChart($("chart-batch"), sweepBatch, req.body.batch, budget, "batch");
-    renderNotes([...(data.notes || []), ...(fit ? fit.notes : [])]);
+    renderNotes(fit ? fit.notes : data.notes);  // a fit's notes hold the estimate's
     document.body.dataset.state = "ready";
   } catch (e) {
     if (mine !== generation) return;
@@ -428,6 +428,10 @@ async function start() {
   form.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
   form.addEventListener("submit", (e) => e.preventDefault());
+  // QLoRA as PEFT's prepare_model_for_kbit_training sets it up: checkpointing on
+  $("workload").addEventListener("change", () => {
+    if (workload() === "qlora") $("checkpointing").checked = true;
+  });
   schedule();
 }
 
