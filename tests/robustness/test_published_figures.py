@@ -51,7 +51,7 @@ def test_every_command_line_is_one_the_cli_accepts() -> None:
     assert len(with_command) >= 90
     for r in with_command:
         command, source, options = parse_command(r)
-        assert command in ("inference", "train") and source, r.id
+        assert command in ("inference", "train") and source and options, r.id
         assert (command == "train") == r.command.startswith("modelmem train "), r.id  # type: ignore[union-attr]
 
 
