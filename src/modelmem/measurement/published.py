@@ -230,9 +230,9 @@ def _zero_model_states(row: PublishedRow) -> int:
 
 
 def _k_full_layers(row: PublishedRow) -> int:
+    from modelmem.app.models import resolve_model
     from modelmem.formats import get_format
     from modelmem.memory.kvcache import cache_layout
-    from modelmem.app.models import resolve_model
 
     spec = resolve_model(str(row.settings["model"])).spec
     layout = cache_layout(spec, get_format(row.settings["kv_dtype"]))
