@@ -36,7 +36,23 @@ Columns (one row per grid entry; bytes are integers):
   allocator counts rounded blocks), minus ``fake_bytes`` on the CPU (the tracker is exact);
   ``compared_to`` names which;
 * ``fake_peak_phase`` / ``real_peak_phase``: where each peak happened (``step1.backward``,
-  ``prefill``, ...); the JSON output has every phase's peak on both sides.
+  ``prefill``, ...); the JSON output has every phase's peak on both sides;
+* ``command``: the ``modelmem inference|train`` command line of the row (for a shallow copy,
+  the config is the first ``layers`` layers of the named model);
+* ``estimate_bytes`` / ``estimate_reserved_bytes`` / ``estimate_device_bytes``: modelmem's
+  *estimate* of that command line: its tensor peak (total less the assumed CUDA context and
+  allocator slack), the tensor peak plus the assumed slack (5 % by default: what
+  ``max_memory_reserved`` should be), and the whole total with the assumed CUDA context
+  (400 MiB by default: what nvidia-smi should show for the process);
+* ``est_vs_allocated_pct`` / ``est_vs_reserved_pct`` / ``est_vs_device_pct``: each estimate
+  against ``real_bytes`` (``max_memory_allocated``), ``real_reserved_bytes``
+  (``max_memory_reserved``) and ``device_used_bytes`` (nvidia-smi's view), in percent;
+* ``measured_slack_pct`` / ``measured_context_bytes``: what the run says the two assumed
+  terms are: reserved ÷ allocated − 1, and device used − reserved (context, cuBLAS
+  workspaces and anything outside the allocator).
+
+One short GPU session (``python scripts/gpu_check.py --out gpu_check.json``, about 5 minutes
+on one H100) therefore confirms or corrects the allocator-slack and CUDA-context terms.
 
 Unattended and bounded: rows run one by one, each in its own try/except (an error is
 recorded as one line and the next row runs); once the time budget (``--budget``, default
@@ -95,6 +111,15 @@ COLUMNS: tuple[str, ...] = (
     "diff_pct",
     "fake_seconds",
     "real_seconds",
+    "command",
+    "estimate_bytes",
+    "estimate_reserved_bytes",
+    "estimate_device_bytes",
+    "est_vs_allocated_pct",
+    "est_vs_reserved_pct",
+    "est_vs_device_pct",
+    "measured_slack_pct",
+    "measured_context_bytes",
 )
 
 
@@ -258,6 +283,75 @@ def fake_side(row: Row, config: dict[str, Any]) -> Any:
 
     spec = spec_from_config(config, name=row.model)
     return run_measurement(config, spec, _settings(row, fake=True))
+
+
+def row_options(row: Row) -> dict[str, Any]:
+    """The estimate command's options for the row (the same names as the CLI's)."""
+    if row.mode == "inference":
+        # a prefill of seq tokens, then decode_steps tokens: the cache holds both
+        return {
+            "batch": row.batch,
+            "context": row.seq + row.decode_steps,
+            "prompt": row.seq,
+            "dtype": "bf16",
+        }
+    options: dict[str, Any] = {"batch": row.batch, "seq": row.seq, "recipe": row.recipe}
+    if row.checkpointing:
+        options["checkpointing"] = True
+    return options
+
+
+def command_line(row: Row) -> str:
+    """``modelmem <mode> MODEL --option value ...`` for the row."""
+    words = ["modelmem", "train" if row.mode == "train" else "inference", row.model]
+    for name, value in row_options(row).items():
+        flag = "--" + name.replace("_", "-")
+        words += [flag] if value is True else [flag, str(value)]
+    return " ".join(words)
+
+
+def estimate_side(row: Row, config: dict[str, Any]) -> tuple[int, int, int]:
+    """modelmem's estimate of the row's step on the row's own config: (tensor peak, tensor
+    peak + assumed allocator slack, total with the assumed CUDA context)."""
+    import tempfile
+
+    from modelmem.app.entry import inference_data, train_data
+
+    run = train_data if row.mode == "train" else inference_data
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "config.json"
+        path.write_text(json.dumps(config), encoding="utf-8")
+        data = run(str(path), row_options(row))
+    parts = {c["name"]: int(c["bytes"]) for c in data["components"]}
+    total = int(data["total_bytes"])
+    context = parts.get("cuda_context", 0)
+    return total - context - parts.get("allocator_reserve", 0), total - context, total
+
+
+def _pct(estimate: int | None, measured: int | None) -> float | None:
+    if estimate is None or not measured:
+        return None
+    return round(100 * (estimate - measured) / measured, 3)
+
+
+def _estimate_columns(record: dict[str, Any], row: Row, config: dict[str, Any]) -> None:
+    record["command"] = command_line(row)
+    tensor, reserved, device = estimate_side(row, config)
+    record.update(
+        estimate_bytes=tensor, estimate_reserved_bytes=reserved, estimate_device_bytes=device
+    )
+    allocated, held, used = (
+        record["real_bytes"],
+        record["real_reserved_bytes"],
+        record["device_used_bytes"],
+    )
+    record["est_vs_allocated_pct"] = _pct(tensor, allocated)
+    record["est_vs_reserved_pct"] = _pct(reserved, held)
+    record["est_vs_device_pct"] = _pct(device, used)
+    if held is not None and allocated:
+        record["measured_slack_pct"] = round(100 * (held - allocated) / allocated, 3)
+    if used is not None and held is not None:
+        record["measured_context_bytes"] = used - held
 
 
 @dataclass
@@ -480,6 +574,7 @@ def run_row(row: Row, device: str, baseline_used: int = 0) -> dict[str, Any]:
     record["compared_to"] = "fake_rounded_bytes" if device == "cuda" else "fake_bytes"
     record["diff_bytes"] = real.peak_bytes - reference
     record["diff_pct"] = round(100 * (real.peak_bytes - reference) / reference, 3)
+    _estimate_columns(record, row, config)
     record["status"] = "ok"
     return record
 
@@ -577,6 +672,56 @@ def format_table(records: Sequence[dict[str, Any]]) -> str:
         if r["error"]:
             text.append(f"    {r['status']}: {r['error']}")
     return "\n".join(text)
+
+
+def _signed(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.2f}"
+
+
+def format_estimate_table(records: Sequence[dict[str, Any]]) -> str:
+    """Estimate against max_memory_allocated / max_memory_reserved / the device's used
+    memory, and the slack and context the run measured."""
+    headers = (
+        "row",
+        "estimate",
+        "allocated",
+        "err %",
+        "est+slack",
+        "reserved",
+        "err %",
+        "est+slack+ctx",
+        "device used",
+        "err %",
+        "slack %",
+        "context",
+    )
+    lines = [
+        [
+            r["name"],
+            _size(r["estimate_bytes"]),
+            _size(r["real_bytes"]),
+            _signed(r["est_vs_allocated_pct"]),
+            _size(r["estimate_reserved_bytes"]),
+            _size(r["real_reserved_bytes"]),
+            _signed(r["est_vs_reserved_pct"]),
+            _size(r["estimate_device_bytes"]),
+            _size(r["device_used_bytes"]),
+            _signed(r["est_vs_device_pct"]),
+            _signed(r["measured_slack_pct"]),
+            _size(r["measured_context_bytes"]),
+        ]
+        for r in records
+        if r["status"] == "ok"
+    ]
+    if not lines:
+        return "no row to compare"
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(headers)]
+    text = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
+    text += ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    return "\n".join(line.rstrip() for line in text)
 
 
 def write_csv(path: Path, records: Sequence[dict[str, Any]]) -> None:
@@ -761,6 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env["elapsed_s"] = round(time.monotonic() - started, 1)
     print()
     print(format_table(records))
+    print("\nmodelmem's estimate of each row's command line against the run:")
+    print(format_estimate_table(records))
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "error", "skipped")}
     print(
         f"\n{counts['ok']} ok, {counts['error']} error, {counts['skipped']} skipped "

@@ -76,6 +76,12 @@ def test_tiny_cpu_rows_real_equals_fake_and_files_are_written(
         assert r["real_peak_phase"] == r["fake_peak_phase"]
         assert int(r["fake_rounded_bytes"]) >= int(r["fake_bytes"])
         assert r["real_reserved_bytes"] == "" and r["device_used_bytes"] == ""
+        # modelmem's estimate of the row's command line sits beside the run
+        assert r["command"].startswith(("modelmem train ", "modelmem inference "))
+        assert int(r["estimate_bytes"]) > 0
+        assert int(r["estimate_reserved_bytes"]) > int(r["estimate_bytes"])
+        assert int(r["estimate_device_bytes"]) > int(r["estimate_reserved_bytes"])
+        assert r["est_vs_allocated_pct"] != "" and r["est_vs_reserved_pct"] == ""
     assert table[0]["layers"] == "5" and table[1]["layers"] == "2"
     assert table[1]["decode_steps"] == "8"
 
