@@ -14,15 +14,17 @@ __all__ = ["DEFAULT_TOKENIZER", "model_tokenizer", "text_tokens_data", "tokens_r
 DEFAULT_TOKENIZER = "cl100k_base"
 
 
-def model_tokenizer(model: Any) -> Any:
+def model_tokenizer(model: Any, *, local_files: bool = True) -> Any:
     """The tokenizer a model brings: the one in its GGUF header, a tokenizer.json beside its
-    config, else the Hub tokenizer the catalogue names, from the local cache."""
+    config, else the Hub tokenizer the catalogue names, from the local cache.
+    ``local_files=False`` (the web app) never looks beside the model's origin: a pasted
+    config has none, and the server's files are not the client's."""
     from modelmem.tokenization import TokenizerError, load_tokenizer
 
     origin = Path(model.origin)
-    if origin.is_file() and origin.suffix.lower() == ".gguf":
+    if local_files and origin.is_file() and origin.suffix.lower() == ".gguf":
         return load_tokenizer(str(origin))  # the tokenizer embedded in the GGUF header
-    if origin.exists():
+    if local_files and origin.exists():
         folder = origin if origin.is_dir() else origin.parent
         if (folder / "tokenizer.json").is_file():
             return load_tokenizer(str(folder / "tokenizer.json"))
@@ -40,14 +42,16 @@ def model_tokenizer(model: Any) -> Any:
         ) from None
 
 
-def choose_tokenizer(tokenizer: str | None, model: Any) -> tuple[Any, str | None]:
+def choose_tokenizer(
+    tokenizer: str | None, model: Any, *, local_files: bool = True
+) -> tuple[Any, str | None]:
     """The tokenizer asked for, else the model's, else cl100k_base (and a note saying so)."""
     from modelmem.tokenization import load_tokenizer
 
     if tokenizer is not None:
         return load_tokenizer(tokenizer), None
     if model is not None:
-        return model_tokenizer(model), None
+        return model_tokenizer(model, local_files=local_files), None
     note = f"tokenizer {DEFAULT_TOKENIZER} (the default; --tokenizer or --model to choose)"
     return load_tokenizer(DEFAULT_TOKENIZER), note
 

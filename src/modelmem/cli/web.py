@@ -13,6 +13,25 @@ from modelmem.errors import ModelMemError
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def check_host(host: str) -> None:
+    """An IP address or a host name, refused in one line before anything binds."""
+    import ipaddress
+    import re
+
+    from modelmem.errors import InvalidValueError
+
+    try:
+        ipaddress.ip_address(host)
+        return
+    except ValueError:
+        pass
+    label = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+    if len(host) > 253 or not re.fullmatch(rf"{label}(\.{label})*", host):
+        raise InvalidValueError("host", host, "not an IP address or host name")
+    if re.fullmatch(r"[0-9.]+", host):  # dotted digits that are no IPv4 address: 300.1.1.1
+        raise InvalidValueError("host", host, "not an IPv4 address")
+
+
 def _need_web() -> None:
     try:
         import fastapi  # noqa: F401
@@ -40,20 +59,39 @@ def _need_web() -> None:
     show_default=True,
     help="Largest request body in bytes.",
 )
-def serve(host: str, port: int, allow_hub: bool, max_body: int) -> None:
+@click.option(
+    "--max-concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="API requests computed at once; more wait briefly, then get 503.",
+)
+def serve(host: str, port: int, allow_hub: bool, max_body: int, max_concurrency: int) -> None:
     """The local web app: the page at http://HOST:PORT/ and the JSON API under /api.
 
     Each API endpoint answers with the JSON of the matching command's --json; the
     OpenAPI schema is at /api/openapi.json. The app reads no file a request names, runs
     no model code, and fetches nothing unless --allow-hub. Needs the `web` extra.
     """
+    check_host(host)
     _need_web()
     import uvicorn
 
     from modelmem.web.app import create_app
 
+    if host not in LOOPBACK:
+        click.echo(
+            f"modelmem: warning: --host {host} serves other machines, and the API has no "
+            "authentication: anyone who reaches this port can use it",
+            err=True,
+        )
     trusted = [*LOOPBACK, "[::1]"] if host in LOOPBACK else None
-    app = create_app(allow_hub=allow_hub, max_body_bytes=max_body, trusted_hosts=trusted)
+    app = create_app(
+        allow_hub=allow_hub,
+        max_body_bytes=max_body,
+        trusted_hosts=trusted,
+        max_concurrency=max_concurrency,
+    )
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"modelmem: serving on http://{shown}:{port}/ (Ctrl-C stops)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")

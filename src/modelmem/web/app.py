@@ -408,17 +408,55 @@ def _static(name: str) -> bytes:
     return (resources.files("modelmem.web") / "static" / name).read_bytes()
 
 
+class ConcurrencyLimit:
+    """At most ``limit`` POST requests of the API computed at once: each costs CPU and
+    memory (a plan over every device, a large pasted config), so more would only slow
+    every answer and raise the server's peak memory. The rest wait up to ``wait_s`` for a
+    turn, then get 503 with Retry-After; GET requests (catalogues, the page) never wait."""
+
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float = 10.0) -> None:
+        import asyncio
+
+        self.app = app
+        self.limit = limit
+        self.wait_s = wait_s
+        self._slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import asyncio
+
+        if scope["type"] != "http" or scope.get("method") != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self._slots.acquire(), self.wait_s)
+        except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
+            response = _error(503, f"busy: {self.limit} requests are being computed; retry")
+            response.headers["Retry-After"] = "2"
+            await response(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._slots.release()
+
+
+DEFAULT_MAX_CONCURRENCY = 4
+
+
 def create_app(
     *,
     allow_hub: bool = False,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     trusted_hosts: list[str] | None = None,
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
 ) -> FastAPI:
     """The app: the API under ``/api``, the page at ``/``.
 
     ``allow_hub``: accept Hub repo ids as sources (reads config.json from the Hub).
     ``trusted_hosts``: the Host header values accepted (a loopback server passes its own
-    names, which stops DNS rebinding); None accepts any.
+    names, which stops DNS rebinding); None accepts any. ``max_concurrency``: API requests
+    computed at once (see :class:`ConcurrencyLimit`).
     """
     from modelmem.app import catalogues, entry
     from modelmem.app.models import require_architecture
@@ -488,7 +526,7 @@ def create_app(
             model = require_architecture(model, "source")
         if body.tokenizer is not None:
             _refuse_paths("tokenizer", body.tokenizer)
-        tok, note = choose_tokenizer(body.tokenizer, model)
+        tok, note = choose_tokenizer(body.tokenizer, model, local_files=False)
         return text_tokens_data(
             body.text,
             tokenizer=tok,
@@ -604,6 +642,7 @@ def create_app(
 
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=max_concurrency)
     return app
 
 
