@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
+from functools import lru_cache
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -412,9 +413,11 @@ class ConcurrencyLimit:
     """At most ``limit`` POST requests of the API computed at once: each costs CPU and
     memory (a plan over every device, a large pasted config), so more would only slow
     every answer and raise the server's peak memory. The rest wait up to ``wait_s`` for a
-    turn, then get 503 with Retry-After; GET requests (catalogues, the page) never wait."""
+    turn, then get 429 (too many requests: retry) with Retry-After — a 4xx, since the
+    server is healthy and says when to come back; GET requests (catalogues, the page)
+    never wait."""
 
-    def __init__(self, app: ASGIApp, limit: int, wait_s: float = 10.0) -> None:
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float = 30.0) -> None:
         import asyncio
 
         self.app = app
@@ -431,7 +434,7 @@ class ConcurrencyLimit:
         try:
             await asyncio.wait_for(self._slots.acquire(), self.wait_s)
         except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
-            response = _error(503, f"busy: {self.limit} requests are being computed; retry")
+            response = _error(429, f"busy: {self.limit} requests are being computed; retry")
             response.headers["Retry-After"] = "2"
             await response(scope, receive, send)
             return
@@ -599,24 +602,33 @@ def create_app(
             points.append(_point(value, data))
         return {"source": model.label, "axis": body.axis, "points": points}
 
+    # The catalogues never change while the server runs: each answer is serialized once and
+    # served from the event loop, so a page load is not queued behind heavy estimates.
+    cached = lru_cache(maxsize=256)(
+        lambda name, *args: json.dumps(getattr(catalogues, name)(*args)).encode("utf-8")
+    )
+
+    def catalogue(name: str, *args: str | None) -> Response:
+        return Response(cached(name, *args), media_type="application/json")
+
     @app.get("/api/devices", **common)
-    def devices(
+    async def devices(
         kind: Annotated[str | None, Query(max_length=100)] = None,
         vendor: Annotated[str | None, Query(max_length=100)] = None,
         min_memory: Annotated[str | None, Query(max_length=100)] = None,
     ) -> Any:
         """`modelmem devices --json`: the accelerator catalogue."""
-        return catalogues.devices_data(kind, vendor, min_memory)
+        return catalogue("devices_data", kind, vendor, min_memory)
 
     @app.get("/api/models", **common)
-    def models(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
+    async def models(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
         """`modelmem models --json`: the model catalogue."""
-        return catalogues.models_data(family)
+        return catalogue("models_data", family)
 
     @app.get("/api/formats", **common)
-    def formats(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
+    async def formats(family: Annotated[str | None, Query(max_length=100)] = None) -> Any:
         """`modelmem formats --json`: number formats with exact bits per value."""
-        return catalogues.formats_data(family)
+        return catalogue("formats_data", family)
 
     def page(name: str) -> Response:
         return Response(_static(name), media_type=STATIC_FILES[name], headers=SECURITY_HEADERS)
