@@ -461,9 +461,6 @@ def create_app(
     names, which stops DNS rebinding); None accepts any. ``max_concurrency``: API requests
     computed at once (see :class:`ConcurrencyLimit`).
     """
-    from modelmem.app import catalogues, entry
-    from modelmem.app.models import require_architecture
-
     app = FastAPI(
         title="modelmem",
         version=__version__,
@@ -473,6 +470,21 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi.json",
     )
+    _add_error_handlers(app)
+    _add_estimate_routes(app, allow_hub)
+    _add_catalogue_routes(app)
+    _add_page_routes(app)
+    if trusted_hosts is not None:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, limit=max_concurrency)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every refusal one line of JSON: 404 unknown model or device, 422 schema, 400 other."""
 
     @app.exception_handler(NotFoundError)
     async def _not_found(request: Request, exc: NotFoundError) -> JSONResponse:
@@ -491,6 +503,12 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
+
+
+def _add_estimate_routes(app: FastAPI, allow_hub: bool) -> None:
+    """The POST endpoints: each the JSON of its command, through the application layer."""
+    from modelmem.app import entry
+    from modelmem.app.models import require_architecture
 
     def model_of(body: Any, architecture: bool = True) -> Any:
         model = resolve_web_source(body.source, allow_hub=allow_hub)
@@ -602,6 +620,13 @@ def create_app(
             points.append(_point(value, data))
         return {"source": model.label, "axis": body.axis, "points": points}
 
+
+def _add_catalogue_routes(app: FastAPI) -> None:
+    """GET the catalogues (`modelmem devices|models|formats --json`)."""
+    from modelmem.app import catalogues
+
+    common: dict[str, Any] = {"response_class": RawJSONResponse, "responses": ERROR_RESPONSES}
+
     # The catalogues never change while the server runs: each answer is serialized once and
     # served from the event loop, so a page load is not queued behind heavy estimates.
     cached = lru_cache(maxsize=256)(
@@ -630,6 +655,10 @@ def create_app(
         """`modelmem formats --json`: number formats with exact bits per value."""
         return catalogue("formats_data", family)
 
+
+def _add_page_routes(app: FastAPI) -> None:
+    """The page and its two static files (no build step, nothing from another origin)."""
+
     def page(name: str) -> Response:
         return Response(_static(name), media_type=STATIC_FILES[name], headers=SECURITY_HEADERS)
 
@@ -648,14 +677,6 @@ def create_app(
     @app.get("/favicon.ico", include_in_schema=False)
     def favicon() -> Response:
         return Response(status_code=204)
-
-    if trusted_hosts is not None:
-        from starlette.middleware.trustedhost import TrustedHostMiddleware
-
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=trusted_hosts)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-    app.add_middleware(ConcurrencyLimit, limit=max_concurrency)
-    return app
 
 
 def _point(value: int, data: dict[str, Any]) -> dict[str, Any]:
