@@ -40,10 +40,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from importlib import resources
 from types import MappingProxyType
 from typing import Any, Final
 
+from modelmem.datafiles import read_data
 from modelmem.errors import InvalidValueError, SourceError, UnknownNameError
 
 __all__ = [
@@ -359,7 +359,7 @@ def _format_from_json(entry: object, index: int) -> NumberFormat:
 @functools.cache
 def _catalogue() -> _Catalogue:
     """Read ``data/formats.json`` once, on first use."""
-    text = (resources.files("modelmem") / "data" / _DATA_FILE).read_text(encoding="utf-8")
+    text = read_data(_DATA_FILE)
     try:
         document = json.loads(text)
     except json.JSONDecodeError as error:

@@ -23,9 +23,9 @@ import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
+from modelmem.datafiles import read_data
 from modelmem.errors import InvalidValueError, SourceError, UnknownNameError
 
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
 
 KINDS: tuple[str, ...] = ("datacenter", "workstation", "consumer", "edge", "apple", "tpu")
 MATMUL_DTYPES: tuple[str, ...] = ("bf16", "fp16", "fp8")
-_CATALOGUE = "data/devices.json"
+_CATALOGUE = "devices.json"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -161,7 +161,7 @@ def _device(row: dict[str, Any], index: int) -> Accelerator:
 @lru_cache(maxsize=1)
 def all_devices() -> tuple[Accelerator, ...]:
     """Every catalogue row, in the file's order."""
-    text = (resources.files("modelmem") / _CATALOGUE).read_text(encoding="utf-8")
+    text = read_data(_CATALOGUE)
     data = json.loads(text)
     return tuple(_device(row, i) for i, row in enumerate(data["devices"]))
 

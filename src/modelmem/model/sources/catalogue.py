@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from functools import cache, lru_cache
-from importlib import resources
 from typing import Any
 
+from modelmem.datafiles import data_names, has_data, read_data
 from modelmem.errors import SourceError, UnknownNameError
 from modelmem.model.sources.hf_config import spec_from_config
 from modelmem.model.spec import ModelSpec
@@ -106,11 +106,10 @@ def _entry(data: dict[str, Any], file: str) -> CatalogueEntry:
 @lru_cache(maxsize=1)
 def load_catalogue() -> dict[str, CatalogueEntry]:
     """All entries by name (lower case)."""
-    folder = resources.files("modelmem") / "data" / "models"
     entries: dict[str, CatalogueEntry] = {}
-    for item in sorted(folder.iterdir(), key=lambda p: p.name):
-        if item.name.endswith(".json"):
-            entry = _entry(json.loads(item.read_text(encoding="utf-8")), item.name)
+    for name in data_names("models"):
+        if name.endswith(".json"):
+            entry = _entry(json.loads(read_data("models", name)), name)
             entries[entry.name.lower()] = entry
     return entries
 
@@ -140,10 +139,10 @@ def _entry_file(key: str) -> CatalogueEntry | None:
     of the whole catalogue (the common case, and the command line's start-up)."""
     if not key or not all(c.isalnum() or c in "-._" for c in key) or key.startswith("."):
         return None
-    item = resources.files("modelmem") / "data" / "models" / f"{key}.json"
-    if not item.is_file():
+    name = f"{key}.json"
+    if not has_data("models", name):
         return None
-    entry = _entry(json.loads(item.read_text(encoding="utf-8")), item.name)
+    entry = _entry(json.loads(read_data("models", name)), name)
     return entry if entry.name.lower() == key else None
 
 
