@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from modelmem.errors import InvalidValueError
 from modelmem.model.params import ParamTensor, tensor_inventory
+from modelmem.model.sources.adapter import module_regex, tail_pattern
 from modelmem.model.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -300,14 +301,14 @@ def _peft_targets(
     exclude = adapter.exclude_modules
     if exclude:
         if isinstance(exclude, str):
-            if re.fullmatch(exclude, key):
+            if module_regex("exclude_modules", exclude).fullmatch(key):
                 return False
         elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
             return False
     if any(re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", key) for m in adapter.modules_to_save):
         return False
     if isinstance(wanted, str):
-        return re.fullmatch(wanted, key) is not None
+        return module_regex("target_modules", wanted).fullmatch(key) is not None
     if key in wanted:
         return True
     found = any(key.endswith(f".{w}") for w in wanted)
@@ -318,4 +319,6 @@ def _peft_targets(
 
 def _pattern_key(patterns: list[str], key: str) -> str:
     """PEFT's get_pattern_key: the first pattern matching the path's tail."""
-    return next((p for p in patterns if re.match(rf"(.*\.)?({p})$", key)), key)
+    return next(
+        (p for p in patterns if module_regex("rank_pattern", tail_pattern(p)).match(key)), key
+    )

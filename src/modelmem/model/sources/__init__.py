@@ -86,14 +86,24 @@ def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> R
     )
 
 
+# An adapter's base model may itself be an adapter; PEFT never stacks them deeper than
+# this, and a chain that comes back to an adapter already on it is a loop.
+MAX_ADAPTER_CHAIN = 4
+
+
 def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
     """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network)."""
+    return _resolve(source, allow_hub, ())
+
+
+def _resolve(source: str, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
+    """``chain``: the adapters whose base models led here, outermost first."""
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
     path = Path(text).expanduser()
     if not text.startswith(HUB_PREFIX) and path.exists():
-        return _from_path(path)
+        return _from_path(path, allow_hub, chain)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
         return _from_spec(
@@ -105,7 +115,7 @@ def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
     if ref is not None and (text.startswith(HUB_PREFIX) or "/" in text):
         if not allow_hub:
             raise SourceError(text, "not a catalogue model, and Hub access is off here")
-        return _from_hub(ref)
+        return _from_hub(ref, allow_hub, chain)
     if any(sep in text for sep in ("/", "\\")) or text.endswith((".json", ".gguf", ".safetensors")):
         raise SourceError(text, "no such file or folder, and not a catalogue model or Hub repo id")
     try:
@@ -122,16 +132,16 @@ def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
 # --------------------------------------------------------------------------- local paths
 
 
-def _from_path(path: Path) -> ResolvedModel:
+def _from_path(path: Path, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
     from modelmem.model.sources.adapter import read_adapter_file
 
     if path.is_file() and path.suffix.lower() == ".gguf":
         return _from_gguf(path)
     if path.is_file() and path.name == ADAPTER_FILE:
-        return _with_adapter(read_adapter_file(path), path.parent)
+        return _with_adapter(read_adapter_file(path), _key(path), allow_hub, chain)
     if path.is_dir():
         if not (path / "config.json").is_file() and (path / ADAPTER_FILE).is_file():
-            return _with_adapter(read_adapter_file(path), path)
+            return _with_adapter(read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub, chain)
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
             return _from_gguf(ggufs[0])
@@ -190,13 +200,32 @@ def _from_gguf(path: Path) -> ResolvedModel:
     return _replace(model, context_length=gguf.context_length)
 
 
-def _with_adapter(adapter: AdapterConfig, folder: Path) -> ResolvedModel:
-    """The adapter's base model (a path beside it, the catalogue or the Hub), adapter on."""
+def _key(path: Path) -> str:
+    """One name per adapter file, however the path to it is spelled."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the spelling will do
+        return str(path)
+
+
+def _with_adapter(
+    adapter: AdapterConfig, key: str, allow_hub: bool, chain: tuple[str, ...]
+) -> ResolvedModel:
+    """The adapter's base model (a path, the catalogue or the Hub), adapter on."""
     base = adapter.base_model
     if base is None:
         raise SourceError(adapter.origin, "base_model_name_or_path is not set: name the base model")
+    if key in chain:
+        raise SourceError(
+            adapter.origin, f"base model {base!r}: adapters whose base models form a loop"
+        )
+    if len(chain) >= MAX_ADAPTER_CHAIN:
+        raise SourceError(
+            adapter.origin,
+            f"base model {base!r}: more than {MAX_ADAPTER_CHAIN} adapters stacked on one another",
+        )
     try:
-        model = resolve(base)
+        model = _resolve(base, allow_hub, (*chain, key))
     except ModelMemError as e:
         raise SourceError(adapter.origin, f"base model {base!r}: {e}") from None
     if model.spec is None:
@@ -207,7 +236,7 @@ def _with_adapter(adapter: AdapterConfig, folder: Path) -> ResolvedModel:
 # ------------------------------------------------------------------------------ the Hub
 
 
-def _from_hub(ref: Any) -> ResolvedModel:
+def _from_hub(ref: Any, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
     from modelmem.model.sources.adapter import adapter_from_dict
     from modelmem.model.sources.hub import read_hub_repo
     from modelmem.model.sources.safetensors_file import (
@@ -219,7 +248,7 @@ def _from_hub(ref: Any) -> ResolvedModel:
     if files.config is None:
         assert files.adapter_config is not None
         adapter = adapter_from_dict(files.adapter_config, origin=f"{ref}/{ADAPTER_FILE}")
-        return _with_adapter(adapter, Path("."))
+        return _with_adapter(adapter, f"{HUB_PREFIX}{ref}", allow_hub, chain)
     spec = spec_from_config(files.config, name=ref.repo_id, where=f"{ref}/config.json")
     checkpoint = None
     if files.safetensors is not None:
