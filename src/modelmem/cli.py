@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import click
 
 from modelmem import __version__
-from modelmem.errors import ModelMemError
+from modelmem.errors import InvalidValueError, ModelMemError
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -752,22 +753,13 @@ def train(
     **options: Any,
 ) -> None:
     """Peak memory of a training step of SOURCE on the most loaded device, with every term."""
-    from modelmem.errors import SourceError
 
     _check_plot(plot_path)
     deepspeed: Any = None
     if deepspeed_path is not None:
-        try:
-            with open(deepspeed_path, "rb") as f:
-                raw = f.read((1 << 20) + 1)
-        except OSError as exc:
-            raise SourceError(deepspeed_path, f"cannot read: {exc.strerror}") from None
-        if len(raw) > 1 << 20:
-            raise SourceError(deepspeed_path, "DeepSpeed config over 1 MiB")
-        try:
-            deepspeed = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SourceError(deepspeed_path, f"not JSON: {exc}") from None
+        from modelmem.memory.deepspeed import read_deepspeed_config
+
+        deepspeed = read_deepspeed_config(deepspeed_path)
     model = _with_architecture(source)
     options["deepspeed"] = deepspeed
     data = train_data(model, **options)
@@ -1350,8 +1342,15 @@ def formats_data(family: str | None = None) -> list[dict[str, Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; bad input is one line on stderr and exit code 2, never a traceback."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+        for arg in args:  # undecodable bytes arrive as lone surrogates (PEP 383)
+            if not arg.isascii():
+                try:
+                    arg.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidValueError("argument", arg, "not valid UTF-8") from None
+        cli.main(args=args, standalone_mode=False)
     except ModelMemError as e:
         click.echo(f"modelmem: error: {e}", err=True)
         return EXIT_BAD_INPUT

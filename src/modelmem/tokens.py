@@ -297,14 +297,12 @@ def _guarded(source: str, what: str, call: Callable[[], Any]) -> Any:
         return call()
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
         raise
-    except BaseException as e:  # noqa: BLE001 - a Rust panic is a BaseException
+    except BaseException as e:
         raise SourceError(source, f"{what} ({_rust_failure(e)})") from None
 
 
 def _hf_from_str(tokenizers: Any, text: str, source: str, what: str) -> Any:
-    return _guarded(
-        source, f"not a valid {what}", lambda: tokenizers.Tokenizer.from_str(text)
-    )
+    return _guarded(source, f"not a valid {what}", lambda: tokenizers.Tokenizer.from_str(text))
 
 
 def _wrap_hf(tok: Any, name: str, kind: str, origin: str, notes: tuple[str, ...]) -> Tokenizer:

@@ -121,8 +121,12 @@ class TrainingWorkload:
             2**24,
         )
         self._check_parallel()
-        if self.lora_rank < 1:
-            raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+        from modelmem.model.limits import MAX_LORA_RANK
+
+        if not 1 <= self.lora_rank <= MAX_LORA_RANK:
+            raise InvalidValueError(
+                "lora_rank", self.lora_rank, f"must be in [1, {MAX_LORA_RANK:,}]"
+            )
         if self.checkpointing and self.selective_checkpointing:
             raise InvalidValueError(
                 "selective_checkpointing",

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from modelmem.errors import InvalidValueError
 
-__all__ = ["LIMITS", "CONFIG_FIELDS", "Limit", "check_config", "check_size"]
+__all__ = ["CONFIG_FIELDS", "LIMITS", "MAX_LORA_RANK", "Limit", "check_config", "check_size"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,10 @@ LIMITS: Final[dict[str, Limit]] = {
     "rank": Limit(1 << 16, 1_536, "DeepSeek-V3 config.json q_lora_rank"),
     "small": Limit(1 << 16, 4, "Mamba config.json conv_kernel"),
 }
+
+# A LoRA rank (an adapter's r, --lora-rank) beyond the width of any model (a rank above
+# the width of the matrix adapted gives it no more freedom).
+MAX_LORA_RANK: Final[int] = LIMITS["width"].maximum
 
 # Hugging Face config fields, by the kind of size they hold (every reader in
 # model/sources/hf_config.py and the GGUF translation write these names).

@@ -141,7 +141,9 @@ def _from_path(path: Path, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedM
         return _with_adapter(read_adapter_file(path), _key(path), allow_hub, chain)
     if path.is_dir():
         if not (path / "config.json").is_file() and (path / ADAPTER_FILE).is_file():
-            return _with_adapter(read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub, chain)
+            return _with_adapter(
+                read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub, chain
+            )
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
             return _from_gguf(ggufs[0])

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from modelmem.errors import InvalidValueError, SourceError
+from modelmem.model.limits import MAX_LORA_RANK
 from modelmem.model.sources import ADAPTER_FILE
 
 MAX_ADAPTER_CONFIG_BYTES: Final = 5_000_000
@@ -115,6 +116,7 @@ def _refuse_backtracking(field_name: str, pattern: str, parsed: Any) -> None:
                     walk(branch, inside_repeat)
             elif name in ("ASSERT", "ASSERT_NOT"):
                 walk(arg[1], inside_repeat)
+
     walk(parsed, False)
     if repeats > MAX_FALLBACK_REPEATS:
         raise InvalidValueError(
@@ -230,7 +232,9 @@ def adapter_from_dict(data: dict[str, Any], origin: str = "adapter_config.json")
         raise InvalidValueError("modules_to_save", to_save, "must be a list of module names")
     alpha_pattern = data.get("alpha_pattern") or {}
     if not isinstance(alpha_pattern, dict):
-        raise InvalidValueError("alpha_pattern", alpha_pattern, "must be an object of pattern -> alpha")
+        raise InvalidValueError(
+            "alpha_pattern", alpha_pattern, "must be an object of pattern -> alpha"
+        )
     # Every regex is compiled now, so a bad or runaway one is refused by name before use.
     if regex:
         module_regex("target_modules", str(targets))
@@ -270,6 +274,6 @@ def tail_pattern(pattern: str) -> str:
 
 
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**20:
-        raise InvalidValueError(name, value, "must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LORA_RANK:
+        raise InvalidValueError(name, value, f"must be an integer in [1, {MAX_LORA_RANK:,}]")
     return value
