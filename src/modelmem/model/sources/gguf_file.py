@@ -91,6 +91,10 @@ _KEEP_TOTAL: Final[int] = 1 << 16
 # The tokenizer's arrays (tokens, scores, token types, merges), when asked for whole: four
 # times the largest real vocabulary (Gemma 3: 262,144 tokens).
 MAX_TOKENIZER_ENTRIES: Final[int] = 1 << 20
+# Strings in metadata arrays, all arrays together: each is walked one by one (~0.5 µs), so
+# a flood of short strings would take seconds per 10 million. A real file has its tokens
+# and merges: under a million.
+MAX_ARRAY_STRINGS: Final[int] = 1 << 22
 TOKENIZER_PREFIX: Final[str] = "tokenizer."
 # Smallest encodings, used to bound counts by the bytes left in the file.
 _MIN_KV: Final[int] = 8 + 4 + 1  # empty key, value type, one-byte value
@@ -204,6 +208,15 @@ class _Keep:
 
     def __init__(self, prefix: str | None) -> None:
         self.prefix, self.left = prefix, _KEEP_TOTAL
+        self.strings_left = MAX_ARRAY_STRINGS
+
+    def strings(self, cur: _Cursor, key: str, n: int) -> None:
+        """Count ``n`` more strings against MAX_ARRAY_STRINGS."""
+        self.strings_left -= n
+        if self.strings_left < 0:
+            raise cur.fail(
+                f"metadata arrays hold over {MAX_ARRAY_STRINGS:,} strings (at {_show(key)})"
+            )
 
     def wanted(self, cur: _Cursor, key: str, n: int) -> bool:
         if self.prefix is not None and key.startswith(self.prefix):
@@ -235,6 +248,7 @@ def _read_value(
     if itype == _VT.STRING:
         if n > cur.left() // 8:  # every string needs at least its 8-byte length
             raise cur.fail(f"array {_show(key)} claims {n:,} strings, more than the file holds")
+        keep.strings(cur, key, n)
         if keep.wanted(cur, key, n):
             return [cur.string(f"element of {_show(key)}") for _ in range(n)]
         for _ in range(n):  # token strings and merges: bounds-checked, not decoded
