@@ -174,6 +174,8 @@ def read_adapter_file(path: Path) -> AdapterConfig:
         raise SourceError(str(file), f"malformed JSON (line {e.lineno}: {e.msg})") from None
     except RecursionError:
         raise SourceError(str(file), "malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise SourceError(str(file), "malformed JSON: an integer of over 4,300 digits") from None
     if not isinstance(data, dict):
         raise SourceError(str(file), "not a JSON object")
     return adapter_from_dict(data, origin=str(file))
