@@ -584,7 +584,7 @@ def _hostile_cases() -> list[Case]:
             f"size-{name}",
             ["params", "config.json"],
             {"config.json": content},
-            ok=True if name in answers else False,
+            ok=name in answers,
         )
         for name, content in sizes.items()
     ]
@@ -690,7 +690,9 @@ def _hostile_cases() -> list[Case]:
         "huge-int": b'{"train_micro_batch_size_per_gpu": ' + _HUGE_INT + b"}",
         "stage-9": b'{"zero_optimization": {"stage": 9}}',
         "stage-string": b'{"zero_optimization": {"stage": "three"}}',
-        "offload-unknown": b'{"zero_optimization": {"stage": 3, "offload_param": {"device": "tape"}}}',
+        "offload-unknown": (
+            b'{"zero_optimization": {"stage": 3, "offload_param": {"device": "tape"}}}'
+        ),
         "zero-not-object": b'{"zero_optimization": 3}',
         "batch-negative": b'{"train_micro_batch_size_per_gpu": -1}',
         "batch-2e62": b'{"train_micro_batch_size_per_gpu": 4611686018427387904}',

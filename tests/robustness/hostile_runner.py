@@ -10,6 +10,7 @@ to files, so even what a C library writes on file descriptor 2 is seen.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -88,10 +89,8 @@ def main() -> None:
     import modelmem.cli  # noqa: F401
 
     for name in ("gguf", "tokenizers", "tiktoken", "huggingface_hub", "re2"):
-        try:
+        with contextlib.suppress(ImportError):
             __import__(name)
-        except ImportError:
-            pass
     results = [run_case(case) for case in cases]
     Path(sys.argv[2]).write_text(json.dumps(results))
 
