@@ -25,9 +25,12 @@ import codecs
 import hashlib
 import os
 import re
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -290,25 +293,61 @@ def _rust_failure(e: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(e).__name__
 
 
-def _guarded(source: str, what: str, call: Callable[[], Any]) -> Any:
+_QUIET = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null for the duration: Rust's panic hook writes its
+    message and a backtrace there before pyo3 raises, and the error is reported once, in
+    one line, by the caller. Held under a lock, as the descriptor is the process's."""
+    with _QUIET:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+def _guarded(source: str, what: str, call: Callable[[], Any], *, quiet: bool = False) -> Any:
     """Run a call into the tokenizers library; its errors, and its panics (pyo3's
-    PanicException derives from BaseException, not Exception), become one SourceError."""
+    PanicException derives from BaseException, not Exception), become one SourceError.
+    ``quiet``: silence what Rust writes on stderr meanwhile (loading a tokenizer and
+    trying it once; not each encode, which would serialise them)."""
     try:
+        if quiet:
+            with _quiet_stderr():
+                return call()
         return call()
     except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
         raise
-    except BaseException as e:
+    except BaseException as e:  # a Rust panic is a BaseException
         raise SourceError(source, f"{what} ({_rust_failure(e)})") from None
 
 
 def _hf_from_str(tokenizers: Any, text: str, source: str, what: str) -> Any:
-    return _guarded(source, f"not a valid {what}", lambda: tokenizers.Tokenizer.from_str(text))
+    return _guarded(
+        source, f"not a valid {what}", lambda: tokenizers.Tokenizer.from_str(text), quiet=True
+    )
 
 
 def _wrap_hf(tok: Any, name: str, kind: str, origin: str, notes: tuple[str, ...]) -> Tokenizer:
     import json
 
     config = json.loads(tok.to_str())
+    # Tried once on a short text with its special tokens: a post-processor naming a token
+    # it does not define panics only when used, and is refused here instead.
+    _guarded(
+        origin,
+        "the tokenizer fails on a short text",
+        lambda: tok.encode("a b", add_special_tokens=True),
+        quiet=True,
+    )
 
     def encode(text: str, special: bool) -> list[int]:
         found = _guarded(
@@ -340,7 +379,10 @@ def _from_tokenizer_json(path: Path, name: str) -> Tokenizer:
     if size > MAX_TOKENIZER_JSON_BYTES:
         raise SourceError(str(path), f"{size:,} bytes is too large for a tokenizer.json")
     tok = _guarded(
-        str(path), "not a valid tokenizer.json", lambda: tokenizers.Tokenizer.from_file(str(path))
+        str(path),
+        "not a valid tokenizer.json",
+        lambda: tokenizers.Tokenizer.from_file(str(path)),
+        quiet=True,
     )
     return _wrap_hf(tok, name, "tokenizer.json", str(path), ())
 

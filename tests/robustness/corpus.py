@@ -732,6 +732,18 @@ def _hostile_cases() -> list[Case]:
         "binary": bytes(range(256)) * 64,
         "normalizer-unknown": _tokenizer_json(normalizer={"type": "Nope"}),
         "added-token-bad": _tokenizer_json(added_tokens=[{"id": "x"}]),
+        # a post-processor naming a special token it does not define: a Rust panic on use
+        "post-processor-panics": _tokenizer_json(
+            post_processor={
+                "type": "TemplateProcessing",
+                "single": [
+                    {"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}},
+                ],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+                "special_tokens": {},
+            }
+        ),
     }
     cases += [
         _case(
