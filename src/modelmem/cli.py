@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -17,7 +18,7 @@ from typing import Any, ClassVar, TypeVar
 import click
 
 from modelmem import __version__
-from modelmem.errors import InvalidValueError, ModelMemError
+from modelmem.errors import MAX_SHOWN_CHARS, InvalidValueError, ModelMemError, shown
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERNAL = 1
@@ -1358,10 +1359,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         click.echo("modelmem: aborted", err=True)
         return 130
     except click.exceptions.ClickException as e:  # usage errors: unknown option, bad choice
-        click.echo(f"modelmem: error: {e.format_message()}", err=True)
+        # a 5,000-digit --batch is echoed by click: cut each overlong word to a readable size
+        message = re.sub(rf"\S{{{MAX_SHOWN_CHARS},}}", lambda m: shown(m[0]), e.format_message())
+        click.echo(f"modelmem: error: {message}", err=True)
         return EXIT_BAD_INPUT
     except OSError as e:
-        click.echo(f"modelmem: error: {e.filename or ''}: {e.strerror}", err=True)
+        click.echo(f"modelmem: error: {shown(str(e.filename or ''))}: {e.strerror}", err=True)
         return EXIT_BAD_INPUT
     except Exception as e:  # a bug or a library failure: still one line, unless debugging
         if os.environ.get("MODELMEM_DEBUG"):

@@ -641,6 +641,8 @@ def load_tokenizer(name: str, *, hf_cache_dir: str | None = None) -> Tokenizer:
             if f.read(4) == b"GGUF":
                 return _gguf_tokenizer(path, text)
         raise SourceError(text, "not a tokenizer.json or GGUF file")
+    if path.exists():  # a FIFO or a device: reading it could block or never end
+        raise SourceError(text, "not a regular file")
     if text.lower() in TIKTOKEN_ENCODINGS:
         return _from_tiktoken(text.lower())
     looks_like_path = text.endswith((".json", ".gguf")) or text.startswith((".", "/", "~"))

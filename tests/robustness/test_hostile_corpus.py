@@ -92,6 +92,7 @@ def test_hostile_case(case: Case, results: dict[str, dict[str, Any]]) -> None:
     assert r["code"] == EXIT_BAD_INPUT, shown
     assert len(lines) == 1, shown
     assert lines[0].startswith("modelmem: error: "), shown
+    assert len(lines[0]) < 1000, f"the one line should stay readable: {shown}"
     assert "Traceback" not in r["stderr"] and "internal error" not in r["stderr"], shown
     assert r["stdout_bytes"] == 0, shown
 

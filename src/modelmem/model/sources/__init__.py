@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelmem.errors import InvalidValueError, ModelMemError, SourceError
+from modelmem.errors import InvalidValueError, ModelMemError, SourceError, shown
 from modelmem.model.params import ParamCount, count_params
 from modelmem.model.sources.catalogue import find_entry, spec_from_entry
 from modelmem.model.sources.hf_config import read_config_file, spec_from_config
@@ -102,7 +102,7 @@ def _resolve(source: str, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedMo
     if not text:
         raise InvalidValueError("source", source, "empty")
     path = Path(text).expanduser()
-    if not text.startswith(HUB_PREFIX) and path.exists():
+    if not text.startswith(HUB_PREFIX) and _exists(path):
         return _from_path(path, allow_hub, chain)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
@@ -202,6 +202,14 @@ def _from_gguf(path: Path) -> ResolvedModel:
     return _replace(model, context_length=gguf.context_length)
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` names something; a name too long for the system names nothing."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # ENAMETOOLONG, or a NUL byte in the name
+        return False
+
+
 def _key(path: Path) -> str:
     """One name per adapter file, however the path to it is spelled."""
     try:
@@ -219,19 +227,20 @@ def _with_adapter(
         raise SourceError(adapter.origin, "base_model_name_or_path is not set: name the base model")
     if key in chain:
         raise SourceError(
-            adapter.origin, f"base model {base!r}: adapters whose base models form a loop"
+            adapter.origin,
+            f"base model {shown(repr(base))}: adapters whose base models form a loop",
         )
     if len(chain) >= MAX_ADAPTER_CHAIN:
         raise SourceError(
             adapter.origin,
-            f"base model {base!r}: more than {MAX_ADAPTER_CHAIN} adapters stacked on one another",
+            f"base model {shown(repr(base))}: more than {MAX_ADAPTER_CHAIN} adapters stacked",
         )
     try:
         model = _resolve(base, allow_hub, (*chain, key))
     except ModelMemError as e:
-        raise SourceError(adapter.origin, f"base model {base!r}: {e}") from None
+        raise SourceError(adapter.origin, f"base model {shown(repr(base))}: {e}") from None
     if model.spec is None:
-        raise SourceError(adapter.origin, f"base model {base!r} has no architecture")
+        raise SourceError(adapter.origin, f"base model {shown(repr(base))} has no architecture")
     return _replace(model, kind=f"adapter+{model.kind}", adapter=adapter)
 
 
