@@ -195,3 +195,43 @@ def test_text_chunks_refuse_nul_and_an_endless_stream() -> None:
         list(TextChunks(io.BytesIO(b"abc\0def")))
     with pytest.raises(ModelMemError, match="limit on a stream"):
         list(TextChunks(io.BytesIO(b"ab " * 1000), chunk_bytes=100, max_bytes=500))
+
+
+config_values = st.one_of(
+    st.integers(-(2**70), 2**70),
+    st.floats(),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=12),
+    st.lists(st.integers(-5, 5000) | st.text(max_size=16), max_size=6),
+)
+
+
+@FUZZ
+@given(
+    st.sampled_from(["llama", "gpt2", "mixtral", "qwen3_moe", "deepseek_v3", "gemma3", "mamba"]),
+    st.dictionaries(
+        st.sampled_from([*limits.CONFIG_FIELDS, "layer_types", "text_config", "hidden_act"]),
+        config_values,
+        max_size=10,
+    ),
+)
+def test_spec_from_config_answers_or_refuses(model_type: str, fields: dict[str, Any]) -> None:
+    from modelmem.model.sources.hf_config import spec_from_config
+
+    try:
+        spec = spec_from_config({"model_type": model_type, **fields})
+    except ModelMemError as e:
+        assert "\n" not in str(e) and len(str(e)) < 1000
+    else:
+        assert spec.num_layers <= limits.LIMITS["layers"].maximum
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_parse_hub_ref_is_total(text: str) -> None:
+    from modelmem.model.sources.hub import parse_hub_ref
+
+    ref = parse_hub_ref(text)
+    if ref is not None:
+        assert "/" in ref.repo_id and ".." not in ref.repo_id and len(ref.repo_id) <= 193
