@@ -13,6 +13,7 @@ checkpoint's parameter count is set beside the config's, and a mismatch is repor
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,19 +92,18 @@ def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> R
 MAX_ADAPTER_CHAIN = 4
 
 
+# The adapters whose base models led to the source being resolved, outermost first.
+_ADAPTER_CHAIN: ContextVar[tuple[str, ...]] = ContextVar("adapter_chain", default=())
+
+
 def resolve(source: str, *, allow_hub: bool = True) -> ResolvedModel:
     """Resolve SOURCE text to a model (``allow_hub=False``: never touch the network)."""
-    return _resolve(source, allow_hub, ())
-
-
-def _resolve(source: str, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
-    """``chain``: the adapters whose base models led here, outermost first."""
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
     path = Path(text).expanduser()
     if not text.startswith(HUB_PREFIX) and _exists(path):
-        return _from_path(path, allow_hub, chain)
+        return _from_path(path, allow_hub)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
         return _from_spec(
@@ -115,7 +115,7 @@ def _resolve(source: str, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedMo
     if ref is not None and (text.startswith(HUB_PREFIX) or "/" in text):
         if not allow_hub:
             raise SourceError(text, "not a catalogue model, and Hub access is off here")
-        return _from_hub(ref, allow_hub, chain)
+        return _from_hub(ref)
     if any(sep in text for sep in ("/", "\\")) or text.endswith((".json", ".gguf", ".safetensors")):
         raise SourceError(text, "no such file or folder, and not a catalogue model or Hub repo id")
     try:
@@ -132,18 +132,16 @@ def _resolve(source: str, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedMo
 # --------------------------------------------------------------------------- local paths
 
 
-def _from_path(path: Path, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
+def _from_path(path: Path, allow_hub: bool) -> ResolvedModel:
     from modelmem.model.sources.adapter import read_adapter_file
 
     if path.is_file() and path.suffix.lower() == ".gguf":
         return _from_gguf(path)
     if path.is_file() and path.name == ADAPTER_FILE:
-        return _with_adapter(read_adapter_file(path), _key(path), allow_hub, chain)
+        return _with_adapter(read_adapter_file(path), _key(path), allow_hub)
     if path.is_dir():
         if not (path / "config.json").is_file() and (path / ADAPTER_FILE).is_file():
-            return _with_adapter(
-                read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub, chain
-            )
+            return _with_adapter(read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub)
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
             return _from_gguf(ggufs[0])
@@ -218,13 +216,12 @@ def _key(path: Path) -> str:
         return str(path)
 
 
-def _with_adapter(
-    adapter: AdapterConfig, key: str, allow_hub: bool, chain: tuple[str, ...]
-) -> ResolvedModel:
+def _with_adapter(adapter: AdapterConfig, key: str, allow_hub: bool) -> ResolvedModel:
     """The adapter's base model (a path, the catalogue or the Hub), adapter on."""
     base = adapter.base_model
     if base is None:
         raise SourceError(adapter.origin, "base_model_name_or_path is not set: name the base model")
+    chain = _ADAPTER_CHAIN.get()
     if key in chain:
         raise SourceError(
             adapter.origin,
@@ -235,10 +232,13 @@ def _with_adapter(
             adapter.origin,
             f"base model {shown(repr(base))}: more than {MAX_ADAPTER_CHAIN} adapters stacked",
         )
+    token = _ADAPTER_CHAIN.set((*chain, key))
     try:
-        model = _resolve(base, allow_hub, (*chain, key))
+        model = resolve(base, allow_hub=allow_hub)
     except ModelMemError as e:
         raise SourceError(adapter.origin, f"base model {shown(repr(base))}: {e}") from None
+    finally:
+        _ADAPTER_CHAIN.reset(token)
     if model.spec is None:
         raise SourceError(adapter.origin, f"base model {shown(repr(base))} has no architecture")
     return _replace(model, kind=f"adapter+{model.kind}", adapter=adapter)
@@ -247,7 +247,7 @@ def _with_adapter(
 # ------------------------------------------------------------------------------ the Hub
 
 
-def _from_hub(ref: Any, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedModel:
+def _from_hub(ref: Any) -> ResolvedModel:
     from modelmem.model.sources.adapter import adapter_from_dict
     from modelmem.model.sources.hub import read_hub_repo
     from modelmem.model.sources.safetensors_file import (
@@ -259,7 +259,7 @@ def _from_hub(ref: Any, allow_hub: bool, chain: tuple[str, ...]) -> ResolvedMode
     if files.config is None:
         assert files.adapter_config is not None
         adapter = adapter_from_dict(files.adapter_config, origin=f"{ref}/{ADAPTER_FILE}")
-        return _with_adapter(adapter, f"{HUB_PREFIX}{ref}", allow_hub, chain)
+        return _with_adapter(adapter, f"{HUB_PREFIX}{ref}", allow_hub=True)
     spec = spec_from_config(files.config, name=ref.repo_id, where=f"{ref}/config.json")
     checkpoint = None
     if files.safetensors is not None:

@@ -71,6 +71,7 @@ _SCALARS: Final[dict[int, str]] = {
 }
 _MAGIC: Final[bytes] = struct.pack("<I", gguf.GGUF_MAGIC)  # b"GGUF"
 _VERSIONS: Final[tuple[int, ...]] = (2, 3)  # gguf-py READER_SUPPORTED_VERSIONS; v1 had u32 counts
+_U64: Final = struct.Struct("<Q")
 _FIXED_HEADER: Final[int] = 24  # magic, version, tensor_count, kv_count
 
 # Caps, far above any real file, that keep a hostile header from costing time or memory.
@@ -88,9 +89,9 @@ _KEEP_ARRAY: Final[int] = 4096  # metadata arrays up to this length are kept as 
 # otherwise cost ~10 × the file's size in Python objects (8-byte pointers and int objects
 # per 1-byte element). Real files keep a few per-layer arrays of at most a few hundred.
 _KEEP_TOTAL: Final[int] = 1 << 16
-# The tokenizer's arrays (tokens, scores, token types, merges), when asked for whole: four
-# times the largest real vocabulary (Gemma 3: 262,144 tokens).
-MAX_TOKENIZER_ENTRIES: Final[int] = 1 << 20
+# The tokenizer's arrays (tokens, scores, token types, merges), when asked for whole: twice
+# the largest vocabulary of a released model we know (Gemma 3: 262,144 tokens).
+MAX_TOKENIZER_ENTRIES: Final[int] = 1 << 19
 # Strings in metadata arrays, all arrays together: each is walked one by one (~0.5 µs), so
 # a flood of short strings would take seconds per 10 million. A real file has its tokens
 # and merges: under a million.
@@ -194,6 +195,31 @@ class _Cursor:
     def skip_string(self, what: str) -> None:
         self.take(self.u64(f"length of {what}"), what)
 
+    def strings(self, n: int, what: str, decode: bool) -> list[str] | None:
+        """``n`` strings in a row (an array's elements), decoded or only bounds-checked:
+        the same checks as :meth:`string` in one tight loop, as a vocabulary has a
+        million of them."""
+        buf, pos, end = self.buf, self.pos, self.end
+        unpack = _U64.unpack_from
+        out: list[str] | None = [] if decode else None
+        for _ in range(n):
+            if end - pos < 8:
+                self.pos = pos
+                self.take(8, f"length of {what}")  # raises, naming the offset
+            (length,) = unpack(buf, pos)
+            pos += 8
+            if length > end - pos:
+                self.pos = pos
+                self.take(length, what)  # raises
+            if out is not None:
+                try:
+                    out.append(buf[pos : pos + length].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail(f"{what} at offset {pos - 8:,} is not valid UTF-8") from None
+            pos += length
+        self.pos = pos
+        return out
+
 
 def _value_type(raw: int, cur: _Cursor, key: str) -> gguf.GGUFValueType:
     try:
@@ -250,9 +276,8 @@ def _read_value(
             raise cur.fail(f"array {_show(key)} claims {n:,} strings, more than the file holds")
         keep.strings(cur, key, n)
         if keep.wanted(cur, key, n):
-            return [cur.string(f"element of {_show(key)}") for _ in range(n)]
-        for _ in range(n):  # token strings and merges: bounds-checked, not decoded
-            cur.skip_string(f"element of {_show(key)}")
+            return cur.strings(n, f"element of {_show(key)}", decode=True)
+        cur.strings(n, f"element of {_show(key)}", decode=False)  # bounds-checked only
         return GgufArray(itype.name, n)
     fmt = _SCALARS[itype]
     size = struct.calcsize(fmt)
