@@ -837,7 +837,7 @@ def _hostile_cases() -> list[Case]:
     # GGUF headers beyond the first corpus
     flood = _gguf_file(
         _ARCH,
-        *[_gguf_strings(b"k%d" % i, [b"ab"] * 4096) for i in range(1100)],
+        *[_gguf_strings(b"k%d" % i, [b"ab"] * 4096) for i in range(600)],
     )
     more_gguf = {
         "string-array-flood": flood,

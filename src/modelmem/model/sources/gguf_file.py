@@ -93,9 +93,9 @@ _KEEP_TOTAL: Final[int] = 1 << 16
 # the largest vocabulary of a released model we know (Gemma 3: 262,144 tokens).
 MAX_TOKENIZER_ENTRIES: Final[int] = 1 << 19
 # Strings in metadata arrays, all arrays together: each is walked one by one (~0.5 µs), so
-# a flood of short strings would take seconds per 10 million. A real file has its tokens
-# and merges: under a million.
-MAX_ARRAY_STRINGS: Final[int] = 1 << 22
+# a flood of short strings would take seconds per 10 million. A real file's are its tokens
+# and merges, each under MAX_TOKENIZER_ENTRIES: this is twice their sum.
+MAX_ARRAY_STRINGS: Final[int] = 4 * MAX_TOKENIZER_ENTRIES
 TOKENIZER_PREFIX: Final[str] = "tokenizer."
 # Smallest encodings, used to bound counts by the bytes left in the file.
 _MIN_KV: Final[int] = 8 + 4 + 1  # empty key, value type, one-byte value
