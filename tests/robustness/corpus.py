@@ -651,6 +651,13 @@ def _hostile_cases() -> list[Case]:
         "layers-huge": _adapter(layers_to_transform=[2**62]),
         "modules-to-save-number": _adapter(modules_to_save=5),
         "bias-unknown": _adapter(bias="some"),
+        # name lists and patterns by the hundred thousand: refused by count, never scanned
+        "targets-70k": _adapter(target_modules=[f"x{i}" for i in range(70_000)]),
+        "exclude-70k": _adapter(exclude_modules=[f"x{i}" for i in range(70_000)]),
+        "modules-to-save-70k": _adapter(modules_to_save=[f"x{i}" for i in range(70_000)]),
+        "layers-70k": _adapter(layers_to_transform=list(range(70_000))),
+        "rank-pattern-5000": _adapter(rank_pattern={f"x{i}": 4 for i in range(5000)}),
+        "alpha-pattern-5000": _adapter(alpha_pattern={f"x{i}": 4 for i in range(5000)}),
     }
     cases += [
         _case(f"adapter-{name}", _TRAIN, {"adapter/adapter_config.json": content})

@@ -235,3 +235,21 @@ def test_parse_hub_ref_is_total(text: str) -> None:
     ref = parse_hub_ref(text)
     if ref is not None:
         assert "/" in ref.repo_id and ".." not in ref.repo_id and len(ref.repo_id) <= 193
+
+
+names = st.text(alphabet="ab.q_", max_size=12)
+
+
+@FUZZ
+@given(names, names)
+def test_name_sets_match_as_peft_does(key: str, name: str) -> None:
+    """The set lookups that replace scanning an adapter's name lists give PEFT's answers:
+    ``key == w or key.endswith("." + w)`` for targets and exclusions, and PEFT's
+    modules_to_save regex."""
+    import re
+
+    from modelmem.memory.finetune import _dot_spans, _dot_tails
+
+    assert (name in _dot_tails(key)) == (key == name or key.endswith(f".{name}"))
+    spans = bool(re.match(rf"(^|.*\.){re.escape(name)}($|\..*)", key))
+    assert (name in _dot_spans(key)) == spans

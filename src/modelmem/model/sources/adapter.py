@@ -31,6 +31,12 @@ MAX_PATTERN_CHARS: Final = 1_000
 # most this many repeat operators and none nested, which keeps a match over a module path
 # (under 200 characters) polynomial and small.
 MAX_FALLBACK_REPEATS: Final = 3
+# Entries of rank_pattern and alpha_pattern (each a regex compiled when read), and of the
+# name lists (target_modules, exclude_modules, modules_to_save, layers_to_transform):
+# PEFT writes one entry per module at most, and a 126-layer model has under 1,000 Linear
+# modules.
+MAX_PATTERNS: Final = 4_096
+MAX_LIST_ENTRIES: Final = 65_536
 
 
 class ModuleRegex(Protocol):
@@ -49,7 +55,7 @@ def _re2() -> Any:
         return None
 
 
-@lru_cache(maxsize=1024)
+@lru_cache(maxsize=4 * MAX_PATTERNS)
 def module_regex(field_name: str, pattern: str) -> ModuleRegex:
     """``pattern`` compiled for matching module paths in bounded time: by RE2 when it is
     installed and supports the pattern, else by :mod:`re` after refusing what can
@@ -243,9 +249,23 @@ def adapter_from_dict(data: dict[str, Any], origin: str = "adapter_config.json")
     if isinstance(exclude, str):
         module_regex("exclude_modules", exclude)
     for name, patterns in (("rank_pattern", pattern), ("alpha_pattern", alpha_pattern)):
+        if len(patterns) > MAX_PATTERNS:
+            raise InvalidValueError(
+                name, f"{{{len(patterns):,} patterns}}", f"over the limit of {MAX_PATTERNS:,}"
+            )
         for key in patterns:
             module_regex(name, str(key))
             module_regex(name, tail_pattern(str(key)))
+    for name, entries in (
+        ("target_modules", targets),
+        ("exclude_modules", exclude),
+        ("modules_to_save", to_save),
+        ("layers_to_transform", layers),
+    ):
+        if isinstance(entries, list | tuple) and len(entries) > MAX_LIST_ENTRIES:
+            raise InvalidValueError(
+                name, f"[{len(entries):,} entries]", f"over the limit of {MAX_LIST_ENTRIES:,}"
+            )
     notes = []
     if data.get("target_parameters"):
         notes.append("target_parameters (LoRA on 3-D expert parameters) is not counted")
