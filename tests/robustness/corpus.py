@@ -525,6 +525,25 @@ def _hostile_cases() -> list[Case]:
         _case(f"safetensors-{name}", ["params", file], {file: content})
         for name, file, content in SAFETENSORS_CASES
     ]
+    many = {
+        f"t{i}": {"dtype": "BF16", "shape": [1], "data_offsets": [2 * i, 2 * i + 2]}
+        for i in range(70_000)
+    }
+    more_safetensors = {
+        "tensors-70k": ("model.safetensors", _st(many, data=b"\0" * 140_000)),
+        "index-huge-int": (
+            "model.safetensors.index.json",
+            b'{"metadata": {"total_size": ' + _HUGE_INT + b'}, "weight_map": {}}',
+        ),
+        "index-weight-map-600k": (
+            "model.safetensors.index.json",
+            json.dumps({"weight_map": {f"t{i}": "a.safetensors" for i in range(600_000)}}).encode(),
+        ),
+    }
+    cases += [
+        _case(f"safetensors-{name}", ["params", file], {file: content})
+        for name, (file, content) in more_safetensors.items()
+    ]
     cases += [
         _case(f"gguf-{name}", ["params", "model.gguf"], {"model.gguf": content})
         for name, content in GGUF_CASES

@@ -76,7 +76,7 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         "code": os.waitstatus_to_exitcode(status),
         "killed": killed,
         "seconds": time.monotonic() - started,
-        "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB
+        "max_rss_bytes": usage.ru_maxrss * 1024,  # Linux reports KiB; the fork's own included
         "stdout": out[:2000].decode("utf-8", "replace"),
         "stdout_bytes": len(out),
         "stderr": err[:4000].decode("utf-8", "replace"),
@@ -88,10 +88,21 @@ def main() -> None:
     # import what the cases use once, before forking, so each child starts warm
     import modelmem.cli  # noqa: F401
 
-    for name in ("gguf", "tokenizers", "tiktoken", "huggingface_hub", "re2"):
+    # torch and transformers too: `measure` imports them before it checks its options, and
+    # their import (seconds) is start-up cost, not the work a hostile input can cause
+    for name in (
+        "gguf",
+        "tokenizers",
+        "tiktoken",
+        "huggingface_hub",
+        "re2",
+        "torch",
+        "transformers",
+    ):
         with contextlib.suppress(ImportError):
             __import__(name)
-    results = [run_case(case) for case in cases]
+    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    results = [{**run_case(case), "baseline_rss_bytes": baseline} for case in cases]
     Path(sys.argv[2]).write_text(json.dumps(results))
 
 

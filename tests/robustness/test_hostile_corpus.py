@@ -1,6 +1,7 @@
 """Every hostile case of the corpus, run as a person would run it, each in its own capped
 process: one clear line on stderr and exit code 2 (or, for the controls, a correct answer
-with exit 0), within WALL_SECONDS and MAX_RSS_BYTES.
+with exit 0), within 5 s and MAX_RSS_BYTES more resident memory than the warm runner, under
+a 1.5 GiB address-space cap (the runner's ~0.7 GiB with torch imported included).
 
 The cases are data (corpus.HOSTILE_CASES); hostile_runner.py forks one child per case
 from a warm interpreter, so the whole corpus costs seconds, not one interpreter start per
@@ -22,7 +23,9 @@ import pytest
 from .corpus import HOSTILE_CASES, Case
 
 EXIT_BAD_INPUT = 2
-MAX_RSS_BYTES = 500 * 10**6  # what any case may keep resident (the runner's own included)
+# What a case may add to the resident memory of the warm runner it is forked from (which
+# holds modelmem, torch and transformers already imported).
+MAX_RSS_BYTES = 500 * 10**6
 RUNNER = Path(__file__).with_name("hostile_runner.py")
 
 pytestmark = [
@@ -83,7 +86,8 @@ def test_hostile_case(case: Case, results: dict[str, dict[str, Any]]) -> None:
     r = results[case.id]
     shown = f"{case.id}: exit {r['code']} in {r['seconds']:.2f} s: {r['stderr'][-1500:]!r}"
     assert not r["killed"], f"over {5} s: {shown}"
-    assert r["max_rss_bytes"] < MAX_RSS_BYTES, f"{r['max_rss_bytes']:,} bytes resident: {shown}"
+    added = r["max_rss_bytes"] - r["baseline_rss_bytes"]
+    assert added < MAX_RSS_BYTES, f"{added:,} bytes more resident: {shown}"
     if case.ok or (case.ok is None and r["code"] == 0):
         assert r["code"] == 0, shown
         assert r["stdout_bytes"] > 0, shown
@@ -101,8 +105,10 @@ def test_the_slowest_and_largest_cases(results: dict[str, dict[str, Any]]) -> No
     """The corpus's worst time and memory, printed for the record (-s shows them)."""
     slowest = max(results.values(), key=lambda r: r["seconds"])
     largest = max(results.values(), key=lambda r: r["max_rss_bytes"])
+    added = largest["max_rss_bytes"] - largest["baseline_rss_bytes"]
     print(
         f"\n{len(results)} cases; slowest {slowest['id']} {slowest['seconds']:.2f} s; "
-        f"largest {largest['id']} {largest['max_rss_bytes'] / 1e6:.0f} MB resident"
+        f"largest {largest['id']} {largest['max_rss_bytes'] / 1e6:.0f} MB resident "
+        f"({added / 1e6:.0f} MB over the runner's {largest['baseline_rss_bytes'] / 1e6:.0f} MB)"
     )
-    assert slowest["seconds"] < 5 and largest["max_rss_bytes"] < MAX_RSS_BYTES
+    assert slowest["seconds"] < 5 and added < MAX_RSS_BYTES
