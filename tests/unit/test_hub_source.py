@@ -327,3 +327,26 @@ def test_a_repo_read_stops_at_its_deadline(
         resolve("org/anything")
     assert clock[0] <= hub_module.HUB_DEADLINE_S + 2 * hub_module.HUB_READ_TIMEOUT_S
     assert "\n" not in str(info.value)
+
+
+def test_a_resolver_that_never_answers_costs_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def stuck_resolver(*_args: Any, **_kwargs: Any) -> Any:
+        release.wait(30)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", stuck_resolver)
+    monkeypatch.setattr(hub_module, "HUB_CONNECT_TIMEOUT_S", 0.2)
+    started = time.monotonic()
+    try:
+        assert "did not resolve within" in (hub_module.endpoint_unreachable() or "")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2

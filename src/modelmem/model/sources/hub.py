@@ -224,11 +224,22 @@ def endpoint_unreachable() -> str | None:
     host = urlparse(constants.ENDPOINT).hostname
     if not host:
         return None
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:  # socket.gaierror: no resolver, no network
-        return f"the Hub's host {host} cannot be resolved"
-    return None
+    # in a thread, so that a resolver that never answers costs HUB_CONNECT_TIMEOUT_S only
+    failed: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            failed.append(False)
+        except OSError:  # socket.gaierror: no resolver, no network
+            failed.append(True)
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(HUB_CONNECT_TIMEOUT_S)
+    if not failed:
+        return f"the Hub's host {host} did not resolve within {HUB_CONNECT_TIMEOUT_S:.0f} s"
+    return f"the Hub's host {host} cannot be resolved" if failed[0] else None
 
 
 def _is_missing_entry(e: Exception) -> bool:
