@@ -39,6 +39,7 @@ from modelmem.errors import InvalidValueError
 from modelmem.formats import get_format
 from modelmem.memory.kvcache import cache_layout
 from modelmem.memory.weights import estimate_weights
+from modelmem.model.limits import LIMITS
 from modelmem.model.params import (
     EXPERTS,
     POOLER,
@@ -115,7 +116,7 @@ def _per_key(spec: ModelSpec) -> int:
 
 def attention_flops_per_token(spec: ModelSpec, context: int) -> int:
     """Attention FLOPs of one token that sees ``context`` tokens (itself included)."""
-    _check_int("context", context, minimum=1)
+    _check_int("context", context, minimum=1, maximum=_MAX_TOKENS)
     per_key = _per_key(spec)
     return sum(per_key * (context if w is None else min(context, w)) for w in _layer_windows(spec))
 
@@ -129,8 +130,8 @@ def forward_flops(spec: ModelSpec, tokens: int, *, past: int = 0, causal: bool =
     mask-based attention (eager, SDPA math) computes it and ``FlopCounterMode`` counts it
     — windows then cut nothing either.
     """
-    _check_int("tokens", tokens, minimum=1)
-    _check_int("past", past, minimum=0)
+    _check_int("tokens", tokens, minimum=1, maximum=_MAX_TOKENS)
+    _check_int("past", past, minimum=0, maximum=_MAX_TOKENS)
     per_key = _per_key(spec)
     keys = 0
     for w in _layer_windows(spec):
@@ -153,9 +154,15 @@ def training_flops(
 # ------------------------------------------------------------------------------ time
 
 
-def _check_int(name: str, value: object, *, minimum: int) -> int:
+# A context, prompt or token count: the bound on a model's context window (model/limits.py).
+_MAX_TOKENS = LIMITS["context"].maximum
+
+
+def _check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidValueError(name, value, f"must be an integer ≥ {minimum}")
+    if maximum is not None and value > maximum:
+        raise InvalidValueError(name, value, f"over the limit of {maximum:,} tokens")
     return value
 
 
@@ -317,8 +324,12 @@ def inference_cost(
     peak = _check_rate("flops_per_s", flops_per_s)
     bandwidth = _check_rate("bandwidth_bytes_per_s", bandwidth_bytes_per_s)
     mfu, mbu = _check_share("mfu", mfu), _check_share("mbu", mbu)
-    prompt = _check_int("prompt", prompt_tokens, minimum=1)
-    ctx = prompt if context is None else _check_int("context", context, minimum=1)
+    prompt = _check_int("prompt", prompt_tokens, minimum=1, maximum=_MAX_TOKENS)
+    ctx = (
+        prompt
+        if context is None
+        else _check_int("context", context, minimum=1, maximum=_MAX_TOKENS)
+    )
     b = _check_int("batch", batch, minimum=1)
     price = None if price_per_hour is None else _check_rate("price_per_hour", price_per_hour)
     prefill = forward_flops(spec, prompt)

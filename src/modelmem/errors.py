@@ -22,6 +22,18 @@ class ModelMemError(Exception):
     """Base class of every error raised on bad input."""
 
 
+# A value or source echoed in a message is cut to this many characters: a 5,000-character
+# argument or a 300-digit number still gives a line a person can read.
+MAX_SHOWN_CHARS = 200
+
+
+def shown(text: str) -> str:
+    """``text`` cut to MAX_SHOWN_CHARS, saying how long it was."""
+    if len(text) <= MAX_SHOWN_CHARS:
+        return text
+    return f"{text[: MAX_SHOWN_CHARS - 40]}...({len(text):,} characters)"
+
+
 class InvalidValueError(ModelMemError, ValueError):
     """A field holds a value that cannot be used."""
 
@@ -29,7 +41,7 @@ class InvalidValueError(ModelMemError, ValueError):
         self.field = field
         self.value = value
         self.reason = reason
-        super().__init__(f"{field}={value!r}: {reason}")
+        super().__init__(f"{field}={shown(repr(value))}: {reason}")
 
 
 # The command that lists every name of a field, said when a name is unknown.
@@ -112,7 +124,7 @@ class SourceError(ModelMemError):
     def __init__(self, source: str, problem: str) -> None:
         self.source = source
         self.problem = problem
-        super().__init__(f"{source}: {problem}")
+        super().__init__(f"{shown(source)}: {problem}")
 
 
 def check_positive_ints(owner: object, names: Iterable[str], maximum: int) -> None:

@@ -25,9 +25,12 @@ import codecs
 import hashlib
 import os
 import re
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -46,6 +49,7 @@ __all__ = [
     "count_stream",
     "iter_text_chunks",
     "load_tokenizer",
+    "read_stream_text",
     "read_text",
     "token_budget",
 ]
@@ -115,8 +119,22 @@ TIKTOKEN_ENCODINGS: dict[str, tuple[tuple[str, str], ...]] = {
 
 # Cap on a tokenizer.json read whole (the largest real ones are ~35 MB).
 MAX_TOKENIZER_JSON_BYTES = 256 * 2**20
-# A non-streaming tokenizer reads a file whole up to this size.
-MAX_WHOLE_TEXT_BYTES = 512 * 2**20
+# A SentencePiece vocabulary is rebuilt by trying every split of every piece, so both the
+# places to split and the merges found are bounded: 2^23 places is a vocabulary of 262,144
+# pieces (Gemma 3's size) averaging 32 characters, where sentencepiece's default
+# max_sentencepiece_length is 16; 2^19 merges is two per piece of such a vocabulary.
+MAX_SPM_PIECE_CHARS = 1024
+MAX_SPM_CUTS = 1 << 23
+MAX_SPM_MERGES = 1 << 19
+# Text read whole (a tokenizer that does not stream exactly, or ids asked for) up to this
+# size: a whole-text encoding keeps ~100 bytes per token (ids, offsets, pieces).
+MAX_WHOLE_TEXT_BYTES = 8 * 2**20
+# A streamed text is counted up to this size (an endless stream must end).
+MAX_STREAM_BYTES = 4 * 2**30
+# A stretch with no safe cut (one 200 MB word) is cut anyway into pieces of this many
+# characters: memory stays bounded, and so does the tokenizer's time on one piece (BPE on
+# one long word grows faster than its length: 1 M "a" take 0.34 s in tiktoken, 16 M 10 s).
+FORCED_CUT_CHARS = 256 * 2**10
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -271,13 +289,75 @@ def _streams_exactly(config: dict[str, Any]) -> bool:
     return all(k in ("Split", "ByteLevel") for k in kinds)
 
 
+def _rust_failure(e: BaseException) -> str:
+    """The first line of an error from the tokenizers library (Rust)."""
+    text = str(e).strip()
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+_QUIET = threading.Lock()
+
+
+@contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null for the duration: Rust's panic hook writes its
+    message and a backtrace there before pyo3 raises, and the error is reported once, in
+    one line, by the caller. Held under a lock, as the descriptor is the process's."""
+    with _QUIET:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(null)
+
+
+def _guarded(source: str, what: str, call: Callable[[], Any], *, quiet: bool = False) -> Any:
+    """Run a call into the tokenizers library; its errors, and its panics (pyo3's
+    PanicException derives from BaseException, not Exception), become one SourceError.
+    ``quiet``: silence what Rust writes on stderr meanwhile (loading a tokenizer and
+    trying it once; not each encode, which would serialise them)."""
+    try:
+        if quiet:
+            with _quiet_stderr():
+                return call()
+        return call()
+    except (KeyboardInterrupt, SystemExit, GeneratorExit, MemoryError):
+        raise
+    except BaseException as e:  # a Rust panic is a BaseException
+        raise SourceError(source, f"{what} ({_rust_failure(e)})") from None
+
+
+def _hf_from_str(tokenizers: Any, text: str, source: str, what: str) -> Any:
+    return _guarded(
+        source, f"not a valid {what}", lambda: tokenizers.Tokenizer.from_str(text), quiet=True
+    )
+
+
 def _wrap_hf(tok: Any, name: str, kind: str, origin: str, notes: tuple[str, ...]) -> Tokenizer:
     import json
 
     config = json.loads(tok.to_str())
+    # Tried once on a short text with its special tokens: a post-processor naming a token
+    # it does not define panics only when used, and is refused here instead.
+    _guarded(
+        origin,
+        "the tokenizer fails on a short text",
+        lambda: tok.encode("a b", add_special_tokens=True),
+        quiet=True,
+    )
 
     def encode(text: str, special: bool) -> list[int]:
-        return list(tok.encode(text, add_special_tokens=special).ids)
+        found = _guarded(
+            origin,
+            "the tokenizer failed on this text",
+            lambda: tok.encode(text, add_special_tokens=special),
+        )
+        return list(found.ids)
 
     def piece(i: int) -> str:
         p = tok.id_to_token(i)
@@ -300,11 +380,12 @@ def _from_tokenizer_json(path: Path, name: str) -> Tokenizer:
     size = path.stat().st_size
     if size > MAX_TOKENIZER_JSON_BYTES:
         raise SourceError(str(path), f"{size:,} bytes is too large for a tokenizer.json")
-    try:
-        tok = tokenizers.Tokenizer.from_file(str(path))
-    except Exception as e:  # the Rust parser raises plain Exception
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SourceError(str(path), f"not a valid tokenizer.json ({first})") from None
+    tok = _guarded(
+        str(path),
+        "not a valid tokenizer.json",
+        lambda: tokenizers.Tokenizer.from_file(str(path)),
+        quiet=True,
+    )
     return _wrap_hf(tok, name, "tokenizer.json", str(path), ())
 
 
@@ -348,33 +429,27 @@ GGUF_PRE_TOKENIZERS: dict[str, tuple[str, bool]] = {  # name -> (pattern, NFC no
     "llama-v3": (_LLAMA3_PATTERN, False),
     "qwen2": (_QWEN2_PATTERN, True),
 }
-# Cap on the tokenizer arrays read from a GGUF header.
-MAX_GGUF_VOCAB = 4_000_000
 
 
-def _gguf_value(reader: Any, key: str) -> Any:
-    fld = reader.fields.get(key)
-    return None if fld is None else fld.contents()
+def _gguf_value(metadata: Mapping[str, object], key: str) -> Any:
+    return metadata.get(key)
 
 
 def _gguf_tokenizer(path: Path, name: str) -> Tokenizer:
-    """The tokenizer embedded in a GGUF file's metadata."""
+    """The tokenizer embedded in a GGUF file's metadata, read by the bounds-checked GGUF
+    scan (model/sources/gguf_file.py): a hostile header is refused in bounded time and
+    memory, and no array larger than the file or than MAX_TOKENIZER_ENTRIES is built."""
     try:
-        from gguf import GGUFReader
+        from modelmem.model.sources.gguf_file import read_gguf_tokenizer_metadata
     except ImportError:
         raise TokenizerError(
             name, "reading GGUF needs the gguf package (pip install gguf)"
         ) from None
-    try:
-        reader = GGUFReader(str(path), "r")
-    except Exception as e:  # malformed header: the reader raises ValueError and others
-        raise SourceError(
-            str(path), f"not a readable GGUF file ({type(e).__name__}: {e})"
-        ) from None
+    reader = read_gguf_tokenizer_metadata(path)
     hf_json = _gguf_value(reader, "tokenizer.huggingface.json")
     if isinstance(hf_json, str):
         tokenizers = _require_tokenizers(name)
-        tok = tokenizers.Tokenizer.from_str(hf_json)
+        tok = _hf_from_str(tokenizers, hf_json, str(path), "tokenizer.huggingface.json")
         return _wrap_hf(tok, name, "gguf", str(path), ("tokenizer.huggingface.json",))
     model = _gguf_value(reader, "tokenizer.ggml.model")
     if model is None:
@@ -382,8 +457,8 @@ def _gguf_tokenizer(path: Path, name: str) -> Tokenizer:
     tokens = _gguf_value(reader, "tokenizer.ggml.tokens")
     if not isinstance(tokens, list) or not tokens:
         raise SourceError(str(path), "tokenizer.ggml.tokens: missing or empty")
-    if len(tokens) > MAX_GGUF_VOCAB:
-        raise SourceError(str(path), f"tokenizer.ggml.tokens: {len(tokens):,} tokens is absurd")
+    if not set(map(type, tokens)) <= {str}:  # map/set: C speed over a million entries
+        raise SourceError(str(path), "tokenizer.ggml.tokens: not an array of strings")
     if model == "gpt2":
         return _gguf_bpe(reader, path, name, tokens)
     if model == "llama":
@@ -403,6 +478,8 @@ def _token_types(reader: Any, tokens: list[str]) -> list[int]:
         return [1] * len(tokens)
     if not isinstance(types, list) or len(types) != len(tokens):
         raise SourceError("gguf", "tokenizer.ggml.token_type: not one type per token")
+    if not set(map(type, types)) <= {int}:
+        raise SourceError("gguf", "tokenizer.ggml.token_type: not all integers")
     return [int(t) for t in types]
 
 
@@ -492,16 +569,30 @@ def _gguf_spm(reader: Any, path: Path, name: str, tokens: list[str]) -> Tokenize
     vocab = {t: i for i, t in enumerate(tokens)}
     # Merges: every split of a normal piece into two pieces of the vocabulary, ranked by
     # the joined piece's score (descending), then by the pieces' ids.
-    ranked: list[tuple[float, int, int, str, str]] = []
-    for piece, score, kind in zip(tokens, scores, types, strict=True):
-        if kind != 1 or len(piece) < 2:
-            continue
+    if not set(map(type, scores)) <= {int, float}:
+        raise SourceError(str(path), "tokenizer.ggml.scores: not all numbers")
+    normal = [(p, sc) for p, sc, kind in zip(tokens, scores, types, strict=True) if kind == 1]
+    lengths = [len(p) for p, _ in normal]
+    longest = max(lengths, default=0)
+    cuts = sum(lengths) - len(lengths)
+    if longest > MAX_SPM_PIECE_CHARS or cuts > MAX_SPM_CUTS:
+        raise SourceError(
+            str(path),
+            f"tokenizer.ggml.tokens: pieces of up to {longest:,} characters ({cuts:,} places "
+            f"to split; limits {MAX_SPM_PIECE_CHARS:,} and {MAX_SPM_CUTS:,})",
+        )
+    ranked: list[tuple[float, int, int]] = []  # ids, not slices: a third of the memory
+    for piece, score in normal:
         for cut in range(1, len(piece)):
-            left, right = piece[:cut], piece[cut:]
-            if left in vocab and right in vocab:
-                ranked.append((-float(score), vocab[left], vocab[right], left, right))
+            left, right = vocab.get(piece[:cut]), vocab.get(piece[cut:])
+            if left is not None and right is not None:
+                ranked.append((-float(score), left, right))
+        if len(ranked) > MAX_SPM_MERGES:
+            raise SourceError(
+                str(path), f"tokenizer.ggml.tokens: over {MAX_SPM_MERGES:,} merges to rebuild"
+            )
     ranked.sort()
-    merges = [(left, right) for _, _, _, left, right in ranked]
+    merges = [(tokens[left], tokens[right]) for _, left, right in ranked]
     unk_id = _gguf_value(reader, "tokenizer.ggml.unknown_token_id")
     unk = tokens[unk_id] if isinstance(unk_id, int) and 0 <= unk_id < len(tokens) else None
     byte_fallback = "<0x00>" in vocab
@@ -555,6 +646,8 @@ def load_tokenizer(name: str, *, hf_cache_dir: str | None = None) -> Tokenizer:
             if f.read(4) == b"GGUF":
                 return _gguf_tokenizer(path, text)
         raise SourceError(text, "not a tokenizer.json or GGUF file")
+    if path.exists():  # a FIFO or a device: reading it could block or never end
+        raise SourceError(text, "not a regular file")
     if text.lower() in TIKTOKEN_ENCODINGS:
         return _from_tiktoken(text.lower())
     looks_like_path = text.endswith((".json", ".gguf")) or text.startswith((".", "/", "~"))
@@ -591,18 +684,45 @@ def _decode_error(source: str, offset: int, e: UnicodeDecodeError) -> SourceErro
     )
 
 
-def read_text(path: Path, *, max_bytes: int = MAX_WHOLE_TEXT_BYTES) -> str:
-    """A text file read whole, strictly as UTF-8 (a BOM is kept: it is text)."""
-    if not path.is_file():
+def _check_file(path: Path) -> None:
+    if not path.exists():
         raise SourceError(str(path), "no such file")
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise SourceError(str(path), f"{size:,} bytes is more than {max_bytes:,} read whole")
-    data = path.read_bytes()
+    if not path.is_file():  # a FIFO, a device (/dev/zero) or a folder: no end, or no text
+        raise SourceError(str(path), "not a regular file")
+
+
+def _refuse_nul(source: str, data: bytes, offset: int) -> None:
+    """Text has no NUL bytes; a stream of them (a binary file, /dev/zero) is not text."""
+    at = data.find(b"\0")
+    if at >= 0:
+        raise SourceError(source, f"not text (a NUL byte at offset {offset + at:,})")
+
+
+def _decode_whole(source: str, data: bytes) -> str:
+    _refuse_nul(source, data, 0)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise _decode_error(str(path), e.start, e) from None
+        raise _decode_error(source, e.start, e) from None
+
+
+def read_text(path: Path, *, max_bytes: int = MAX_WHOLE_TEXT_BYTES) -> str:
+    """A text file read whole, strictly as UTF-8 (a BOM is kept: it is text)."""
+    _check_file(path)
+    size = path.stat().st_size
+    if size > max_bytes:
+        raise SourceError(str(path), f"{size:,} bytes is more than {max_bytes:,} read whole")
+    return _decode_whole(str(path), path.read_bytes())
+
+
+def read_stream_text(
+    stream: _Readable, *, max_bytes: int = MAX_WHOLE_TEXT_BYTES, source: str = "stdin"
+) -> str:
+    """A stream read whole as strict UTF-8, refused once it passes ``max_bytes``."""
+    data = stream.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SourceError(source, f"more than {max_bytes:,} bytes to read whole")
+    return _decode_whole(source, data)
 
 
 def _cut(text: str, final: bool) -> int:
@@ -613,47 +733,95 @@ def _cut(text: str, final: bool) -> int:
     else before a space between two letters (a space only starts a token). 0: no cut."""
     if final:
         return len(text)
+    tries = _MAX_CUT_TRIES  # bounded: a run of newlines or spaces offers no place at all
     i = text.rfind("\n", 0, len(text) - 1)
-    while i > 0:
+    while i > 0 and tries:
         if text[i + 1].isalnum() and not text[i - 1].isspace():
             return i + 1
-        i = text.rfind("\n", 0, i)
+        i, tries = text.rfind("\n", 0, i), tries - 1
+    tries = _MAX_CUT_TRIES
     j = text.rfind(" ", 1, len(text) - 1)
-    while j > 0:
+    while j > 0 and tries:
         if text[j - 1].isalpha() and text[j + 1].isalpha():
             return j
-        j = text.rfind(" ", 1, j)
+        j, tries = text.rfind(" ", 1, j), tries - 1
     return 0
+
+
+_MAX_CUT_TRIES = 10_000
+
+
+def _forced_cut(text: str) -> int:
+    """Where to cut a stretch with no safe place (see :func:`_cut`): before its last
+    ASCII whitespace, else at its end. The count may then differ from the whole text's by
+    a token or so at the cut."""
+    at = max(text.rfind(c) for c in " \n\t\r")
+    return at if at > 0 else len(text)
+
+
+class TextChunks:
+    """Decode a stream as strict UTF-8 and yield text pieces of about ``chunk_bytes`` cut
+    only where tokens cannot straddle (see :func:`_cut`). A stretch with no such place is
+    cut anyway into pieces of at most ``FORCED_CUT_CHARS`` (``forced`` turns true: the
+    count may be off by a token per forced cut), so memory and the tokenizer's time per
+    piece stay bounded whatever the text; NUL bytes and more than ``max_bytes`` in all
+    are refused."""
+
+    def __init__(
+        self,
+        stream: _Readable,
+        *,
+        chunk_bytes: int = 4 * 2**20,
+        source: str = "input",
+        max_bytes: int = MAX_STREAM_BYTES,
+    ) -> None:
+        if chunk_bytes < 1:
+            raise InvalidValueError("chunk_bytes", chunk_bytes, "must be positive")
+        self.stream, self.chunk_bytes, self.source = stream, chunk_bytes, source
+        self.max_bytes = max_bytes
+        self.forced = False
+
+    def __iter__(self) -> Iterator[str]:
+        decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        buffer = ""
+        offset = 0
+        while True:
+            block = self.stream.read(self.chunk_bytes)
+            final = not block
+            _refuse_nul(self.source, block, offset)
+            if offset + len(block) > self.max_bytes:
+                raise SourceError(
+                    self.source, f"more than {self.max_bytes:,} bytes (the limit on a stream)"
+                )
+            pending = len(decoder.getstate()[0])  # bytes of a character split by the last read
+            try:
+                buffer += decoder.decode(block, final=final)
+            except UnicodeDecodeError as e:
+                raise _decode_error(self.source, offset - pending + e.start, e) from None
+            offset += len(block)
+            cut = _cut(buffer, final)
+            if not cut and len(buffer) >= FORCED_CUT_CHARS:
+                self.forced = True
+                start = 0
+                while len(buffer) - start >= FORCED_CUT_CHARS:
+                    end = start + _forced_cut(buffer[start : start + FORCED_CUT_CHARS])
+                    yield buffer[start:end]
+                    start = end
+                buffer = buffer[start:]
+            if cut:
+                yield buffer[:cut]
+                buffer = buffer[cut:]
+            if final:
+                if buffer:
+                    yield buffer
+                return
 
 
 def iter_text_chunks(
     stream: _Readable, *, chunk_bytes: int = 4 * 2**20, source: str = "input"
 ) -> Iterator[str]:
-    """Decode ``stream`` as strict UTF-8 and yield text pieces of about ``chunk_bytes``
-    cut only where tokens cannot straddle (see :func:`_cut`); a stretch with no such
-    place stays in the buffer until one comes."""
-    if chunk_bytes < 1:
-        raise InvalidValueError("chunk_bytes", chunk_bytes, "must be positive")
-    decoder = codecs.getincrementaldecoder("utf-8")("strict")
-    buffer = ""
-    offset = 0
-    while True:
-        block = stream.read(chunk_bytes)
-        final = not block
-        pending = len(decoder.getstate()[0])  # bytes of a character split by the last read
-        try:
-            buffer += decoder.decode(block, final=final)
-        except UnicodeDecodeError as e:
-            raise _decode_error(source, offset - pending + e.start, e) from None
-        offset += len(block)
-        cut = _cut(buffer, final)
-        if cut:
-            yield buffer[:cut]
-            buffer = buffer[cut:]
-        if final:
-            if buffer:
-                yield buffer
-            return
+    """The pieces of :class:`TextChunks` (without its ``forced`` flag)."""
+    return iter(TextChunks(stream, chunk_bytes=chunk_bytes, source=source))
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,19 +850,22 @@ def count_stream(
     chunk_bytes: int = 4 * 2**20,
     special: bool = True,
     source: str = "input",
+    max_bytes: int = MAX_STREAM_BYTES,
 ) -> StreamCount:
     """Count the tokens of a UTF-8 byte stream chunk by chunk, never holding it whole;
     the tokens added around a text (BOS, ...) are counted once."""
     started = time.perf_counter()
     counted = _CountingReader(stream)
     count = chars = 0
-    for text in iter_text_chunks(counted, chunk_bytes=chunk_bytes, source=source):
+    chunks = TextChunks(counted, chunk_bytes=chunk_bytes, source=source, max_bytes=max_bytes)
+    for text in chunks:
         count += tokenizer.count(text, special=False)
         chars += len(text)
     if special:
         count += tokenizer.special_count()
     seconds = time.perf_counter() - started
-    return StreamCount(count, counted.bytes, chars, seconds, tokenizer.streams_exactly)
+    exact = tokenizer.streams_exactly and not chunks.forced
+    return StreamCount(count, counted.bytes, chars, seconds, exact)
 
 
 class _CountingReader:
@@ -713,11 +884,11 @@ class _CountingReader:
 def count_file(
     tokenizer: Tokenizer, path: Path, *, chunk_bytes: int = 4 * 2**20, special: bool = True
 ) -> StreamCount:
-    """Token count of a file: streamed where the tokenizer streams exactly, else read
-    whole (up to MAX_WHOLE_TEXT_BYTES)."""
-    if not path.is_file():
-        raise SourceError(str(path), "no such file")
-    if not tokenizer.streams_exactly:
+    """Token count of a file: streamed where the tokenizer streams exactly; else read
+    whole up to MAX_WHOLE_TEXT_BYTES (exact), and streamed beyond (``exact`` false: a
+    tokenizer's whole-text state, such as a prefix space, restarts at each cut)."""
+    _check_file(path)
+    if not tokenizer.streams_exactly and path.stat().st_size <= MAX_WHOLE_TEXT_BYTES:
         started = time.perf_counter()
         text = read_text(path)
         n = tokenizer.count(text, special=special)

@@ -113,3 +113,49 @@ def test_bad_values_name_the_key(config: Any, key: str) -> None:
         parse_deepspeed_config(config)
     assert err.value.field == key
     assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- reading the file
+
+
+def test_read_deepspeed_config_reads_a_file(tmp_path: Any) -> None:
+    from modelmem.model.sources.deepspeed_file import read_deepspeed_config
+
+    path = tmp_path / "ds.json"
+    path.write_text('{"zero_optimization": {"stage": 3}}')
+    assert read_deepspeed_config(path) == {"zero_optimization": {"stage": 3}}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b'{"a":' * 100_000 + b"1" + b"}" * 100_000, "nested too deeply"),
+        (b'{"train_batch_size": ' + b"9" * 5000 + b"}", "4,300 digits"),
+        (b"[1, 2]", "must be a JSON object"),
+        (b'{"a": "\xff"}', "not UTF-8"),
+        (b"{zero: 3}", "not JSON"),
+        (b" " * ((1 << 20) + 1), "over 1,048,576 bytes"),
+    ],
+)
+def test_read_deepspeed_config_refuses_in_one_line(
+    tmp_path: Any, content: bytes, message: str
+) -> None:
+    from modelmem.errors import SourceError
+    from modelmem.model.sources.deepspeed_file import read_deepspeed_config
+
+    path = tmp_path / "ds.json"
+    path.write_bytes(content)
+    with pytest.raises(SourceError, match=message) as info:
+        read_deepspeed_config(path)
+    assert "\n" not in str(info.value)
+
+
+def test_read_deepspeed_config_refuses_devices_and_folders(tmp_path: Any) -> None:
+    from modelmem.errors import SourceError
+    from modelmem.model.sources.deepspeed_file import read_deepspeed_config
+
+    for path in ("/dev/zero", str(tmp_path)):
+        with pytest.raises(SourceError, match="not a regular file"):
+            read_deepspeed_config(path)
+    with pytest.raises(SourceError, match="cannot read"):
+        read_deepspeed_config(tmp_path / "missing.json")

@@ -422,3 +422,29 @@ def test_a_missing_split_is_named(tmp_path: Path) -> None:
     paths[0].rename(tmp_path / "renamed.gguf")
     with pytest.raises(SourceError, match="name is not PREFIX"):
         read_gguf(tmp_path / "renamed.gguf")
+
+
+# ------------------------------------------------------------- bounded metadata memory
+
+
+def _short_arrays_file(path: Path, count: int) -> None:
+    def key(k: bytes) -> bytes:
+        return struct.pack("<Q", len(k)) + k
+
+    body = struct.pack("<I", 9) + struct.pack("<I", 0) + struct.pack("<Q", 4096) + b"\1" * 4096
+    kvs = [key(b"general.architecture") + struct.pack("<I", 8) + struct.pack("<Q", 5) + b"llama"]
+    kvs += [key(b"k%d" % i) + body for i in range(count)]
+    path.write_bytes(b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs)) + b"".join(kvs))
+
+
+def test_a_flood_of_short_arrays_is_kept_only_up_to_a_budget(tmp_path: Path) -> None:
+    """Short metadata arrays are kept as lists until their total reaches a budget; the
+    rest are summarised, so memory stays near the file's size, not ten times it."""
+    from modelmem.model.sources import gguf_file
+
+    _short_arrays_file(tmp_path / "f.gguf", 64)
+    metadata = gguf_file._open_and_scan(tmp_path / "f.gguf").metadata
+    kept = [v for k, v in metadata.items() if k.startswith("k") and isinstance(v, list)]
+    summarised = [v for v in metadata.values() if isinstance(v, gguf_file.GgufArray)]
+    assert sum(map(len, kept)) <= gguf_file._KEEP_TOTAL
+    assert len(kept) == gguf_file._KEEP_TOTAL // 4096 and len(summarised) == 64 - len(kept)

@@ -90,9 +90,9 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHu
     # the fake answers for the Hub's host, so the name lookup must not decide
     monkeypatch.setattr(hub_module, "endpoint_unreachable", lambda: None)
     monkeypatch.setattr(_http.time, "sleep", lambda _s: None)  # no real back-off waits
-    hub.set_client_factory(lambda: httpx.Client(transport=httpx.MockTransport(fake.handle)))
+    hub_module.use_hub_transport(httpx.MockTransport(fake.handle))
     yield fake
-    hub.set_client_factory(lambda: httpx.Client())
+    hub_module.use_hub_transport()
     hub.close_session()
 
 
@@ -160,7 +160,7 @@ def test_adapter_repo_resolves_its_base(fake_hub: FakeHub) -> None:
     [
         ("org/gated", "gated repo: accept its licence"),
         ("org/private-or-missing", "no such repo, or it is private"),
-        ("org/offline", "cannot be reached"),
+        ("org/offline", "cannot reach huggingface.co"),
     ],
 )
 def test_hub_failures_are_one_clear_line(fake_hub: FakeHub, repo: str, message: str) -> None:
@@ -221,16 +221,14 @@ def test_no_network_is_said_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(socket, "getaddrinfo", no_resolver)
     sent: list[str] = []
-    hub.set_client_factory(
-        lambda: httpx.Client(
-            transport=httpx.MockTransport(lambda r: sent.append(str(r.url)) or httpx.Response(500))
-        )
+    hub_module.use_hub_transport(
+        httpx.MockTransport(lambda r: sent.append(str(r.url)) or httpx.Response(500))
     )
     try:
         with pytest.raises(SourceError, match="cannot be resolved") as info:
             resolve("org/anything")
     finally:
-        hub.set_client_factory(lambda: httpx.Client())
+        hub_module.use_hub_transport()
         hub.close_session()
     assert "HF_HUB_OFFLINE" in str(info.value) and "\n" not in str(info.value)
     assert not [url for url in sent if "/resolve/" in url]
@@ -249,3 +247,106 @@ def test_a_proxy_skips_the_name_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     assert "cannot be resolved" in (hub_module.endpoint_unreachable() or "")
+
+
+# ---------------------------------------------------------------- timeouts, no retries
+
+
+@pytest.fixture
+def failing_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """A Hub whose every request fails as the test says; real back-off sleeps would
+    show in the elapsed time, so they are left in."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
+    monkeypatch.setattr(hub_module, "endpoint_unreachable", lambda: None)
+    sent: list[str] = []
+    yield sent
+    hub_module.use_hub_transport()
+    hub.close_session()
+
+
+@pytest.mark.parametrize(
+    ("failure", "message"),
+    [
+        (lambda r: httpx.ConnectError("connection refused", request=r), "cannot reach"),
+        (lambda r: httpx.ProxyError("proxy refused", request=r), "cannot reach"),
+        (lambda r: httpx.ReadTimeout("no answer", request=r), "no answer from"),
+        (lambda r: httpx.ConnectTimeout("no answer", request=r), "no answer from"),
+    ],
+)
+def test_a_network_failure_is_one_line_at_once(
+    failing_hub: list[str], failure: Any, message: str
+) -> None:
+    import time
+
+    def handle(request: Any) -> Any:
+        failing_hub.append(str(request.url))
+        raise failure(request)
+
+    hub_module.use_hub_transport(httpx.MockTransport(handle))
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=message) as info:
+        resolve("org/anything")
+    assert time.monotonic() - started < 2, "no back-off retries"
+    assert len(failing_hub) == 1, failing_hub
+    assert "\n" not in str(info.value) and "org/anything" in str(info.value)
+
+
+def test_requests_carry_the_bounded_timeouts(failing_hub: list[str]) -> None:
+    seen: list[dict[str, float]] = []
+
+    def handle(request: Any) -> Any:
+        seen.append(request.extensions["timeout"])
+        raise httpx.ConnectError("refused", request=request)
+
+    hub_module.use_hub_transport(httpx.MockTransport(handle))
+    with pytest.raises(SourceError):
+        resolve("org/anything")
+    assert seen and seen[0]["connect"] == hub_module.HUB_CONNECT_TIMEOUT_S
+    assert seen[0]["read"] == hub_module.HUB_READ_TIMEOUT_S
+
+
+def test_a_repo_read_stops_at_its_deadline(
+    failing_hub: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a Hub that answers 503 forever: huggingface_hub retries it; the deadline ends it
+    from huggingface_hub.utils import _http
+
+    clock = [0.0]
+    monkeypatch.setattr(hub_module.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(_http.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+
+    def handle(request: Any) -> Any:
+        failing_hub.append(str(request.url))
+        clock[0] += hub_module.HUB_READ_TIMEOUT_S
+        return httpx.Response(503)
+
+    hub_module.use_hub_transport(httpx.MockTransport(handle))
+    with pytest.raises(SourceError, match="no complete answer within") as info:
+        resolve("org/anything")
+    assert clock[0] <= hub_module.HUB_DEADLINE_S + 2 * hub_module.HUB_READ_TIMEOUT_S
+    assert "\n" not in str(info.value)
+
+
+def test_a_resolver_that_never_answers_costs_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def stuck_resolver(*_args: Any, **_kwargs: Any) -> Any:
+        release.wait(30)
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(socket, "getaddrinfo", stuck_resolver)
+    monkeypatch.setattr(hub_module, "HUB_CONNECT_TIMEOUT_S", 0.2)
+    started = time.monotonic()
+    try:
+        assert "did not resolve within" in (hub_module.endpoint_unreachable() or "")
+    finally:
+        release.set()
+    assert time.monotonic() - started < 2

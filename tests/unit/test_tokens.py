@@ -340,3 +340,61 @@ def test_token_budget_refuses_negative_counts(prompt: Any, completion: Any) -> N
     assert spec is not None
     with pytest.raises(ModelMemError):
         token_budget(spec, prompt, completion)
+
+
+# ---------------------------------------------------------------------- hostile input
+
+
+def test_gguf_tokenizers_never_use_gguf_readers_unbounded_parser(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The embedded tokenizer is read by modelmem's bounds-checked GGUF scan: the gguf
+    library's GGUFReader (which trusts array lengths) is never called."""
+    gguf = pytest.importorskip("gguf")
+    train_tiny_bpe(tmp_path / "tokenizer.json")
+    write_gguf_from_tokenizer_json(tmp_path / "tokenizer.json", tmp_path / "m.gguf", pre=None)
+
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("GGUFReader was used")
+
+    monkeypatch.setattr(gguf, "GGUFReader", refuse)
+    tok = load_tokenizer(str(tmp_path / "m.gguf"))
+    assert tok.kind == "gguf" and tok.count("hello world") > 0
+
+
+def test_a_word_with_no_place_to_cut_is_counted_in_bounded_pieces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import modelmem.tokens as tokens
+
+    pytest.importorskip("tiktoken")
+    tok = load_tokenizer("cl100k_base")
+    monkeypatch.setattr(tokens, "FORCED_CUT_CHARS", 4096)
+    text = "a" * 100_000
+    result = count_stream(tok, io.BytesIO(text.encode()), chunk_bytes=1024)
+    assert not result.exact  # forced cuts: the count may be off by a token per cut
+    assert abs(result.count - tok.count(text)) <= 100_000 // 4096 + 1
+    assert result.chars == len(text)
+
+
+def test_a_panicking_tokenizer_is_one_error_at_load(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A post-processor naming an undefined special token panics in Rust when used; it is
+    refused when loaded, and nothing of the panic reaches stderr."""
+    pytest.importorskip("tokenizers")
+    train_tiny_bpe(tmp_path / "tokenizer.json")
+    config = json.loads((tmp_path / "tokenizer.json").read_text())
+    config["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [
+            {"SpecialToken": {"id": "[CLS]", "type_id": 0}},
+            {"Sequence": {"id": "A", "type_id": 0}},
+        ],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}],
+        "special_tokens": {},
+    }
+    (tmp_path / "tokenizer.json").write_text(json.dumps(config))
+    with pytest.raises(SourceError, match="fails on a short text"):
+        load_tokenizer(str(tmp_path / "tokenizer.json"))
+    assert "panicked" not in capfd.readouterr().err

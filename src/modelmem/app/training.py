@@ -9,19 +9,16 @@ the DeepSpeed config merged over the options.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
 from modelmem.app.models import adapter_json
 from modelmem.app.requests import TrainRequest
-from modelmem.errors import InvalidValueError, SourceError
+from modelmem.errors import InvalidValueError
 from modelmem.vocabulary import DEFAULT_LORA_RANK, DEFAULT_LOSS_CHUNKS, FSDP_TO_ZERO
 
-__all__ = ["PreparedTraining", "prepare_training", "read_deepspeed", "train_json"]
-
-MAX_DEEPSPEED_BYTES = 1 << 20
+__all__ = ["PreparedTraining", "prepare_training", "train_json"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,30 +28,6 @@ class PreparedTraining:
     workload: Any  # TrainingWorkload
     budget_bytes: int | None
     notes: tuple[str, ...]
-
-
-def read_deepspeed(path: str) -> Any:
-    """A DeepSpeed config file, parsed: a regular file of at most 1 MiB of JSON."""
-    import os
-    import stat
-
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror}") from None
-    if not stat.S_ISREG(info.st_mode):
-        raise SourceError(path, "not a regular file")
-    try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_DEEPSPEED_BYTES + 1)
-    except OSError as exc:
-        raise SourceError(path, f"cannot read: {exc.strerror}") from None
-    if len(raw) > MAX_DEEPSPEED_BYTES:
-        raise SourceError(path, "DeepSpeed config over 1 MiB")
-    try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        raise SourceError(path, f"not JSON: {str(exc)[:200]}") from None
 
 
 def _targets(text: str | None) -> tuple[str, ...] | str | None:
@@ -72,8 +45,10 @@ def _merge_deepspeed(request: TrainRequest) -> tuple[TrainRequest, list[str]]:
         return request, []
     if request.fsdp:
         raise InvalidValueError("deepspeed", "config", "DeepSpeed and --fsdp exclude each other")
-    if isinstance(config, str):
-        config = read_deepspeed(config)
+    if isinstance(config, str):  # a path (the command line): read with bounds
+        from modelmem.model.sources.deepspeed_file import read_deepspeed_config
+
+        config = read_deepspeed_config(config)
     settings = parse_deepspeed_config(config, data_parallel=request.devices)
     taken = settings.options()
     shown = ", ".join(f"{k}={v}" for k, v in taken.items()) or "nothing (all auto)"

@@ -40,6 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     try:
+        _check_arguments(args)
         from modelmem.cli.fast import run_fast
 
         if run_fast(args):  # a plain estimate command line: answered without click
@@ -54,6 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:
         return _failure(e)
     return code if isinstance(code, int) else 0
+
+
+def _check_arguments(args: Sequence[str]) -> None:
+    """Arguments that are not UTF-8 (undecodable bytes arrive as lone surrogates, PEP 383)
+    are refused in one line before any command sees them."""
+    for arg in args:
+        if not arg.isascii():
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                from modelmem.errors import InvalidValueError
+
+                raise InvalidValueError("argument", arg, "not valid UTF-8") from None
 
 
 def _say(line: str) -> None:
@@ -71,10 +85,18 @@ def _failure(e: Exception) -> int:
         _say("modelmem: aborted")
         return 130
     if isinstance(e, click.exceptions.ClickException):  # usage: unknown option, bad choice
-        _say(f"modelmem: error: {e.format_message()}")
+        import re
+
+        from modelmem.errors import MAX_SHOWN_CHARS, shown
+
+        # a 5,000-digit --batch is echoed by click: cut each overlong word to a readable size
+        message = re.sub(rf"\S{{{MAX_SHOWN_CHARS},}}", lambda m: shown(m[0]), e.format_message())
+        _say(f"modelmem: error: {message}")
         return EXIT_BAD_INPUT
     if isinstance(e, OSError):
-        _say(f"modelmem: error: {e.filename or ''}: {e.strerror}")
+        from modelmem.errors import shown
+
+        _say(f"modelmem: error: {shown(str(e.filename or ''))}: {e.strerror}")
         return EXIT_BAD_INPUT
     if os.environ.get("MODELMEM_DEBUG"):  # a bug or a library failure: one line, unless debugging
         raise e

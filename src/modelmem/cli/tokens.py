@@ -104,18 +104,9 @@ def tokens(
         ids = tok.encode(text, special=special)
         count = len(ids)
     elif want_ids:
-        from modelmem.tokenization import read_text
+        from modelmem.tokenization import read_stream_text, read_text
 
-        if file is not None:
-            whole = read_text(file)
-        else:
-            raw = sys.stdin.buffer.read()
-            try:
-                whole = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise InvalidValueError(
-                    "stdin", f"byte 0x{raw[e.start]:02x} at offset {e.start}", "not UTF-8 text"
-                ) from None
+        whole = read_text(file) if file is not None else read_stream_text(sys.stdin.buffer)
         ids = tok.encode(whole, special=special)
         count = len(ids)
     else:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelmem.errors import InvalidValueError
+from modelmem.vocabulary import OFFLOAD_DEVICES
 
-OFFLOAD_DEVICES = ("none", "cpu", "nvme")
 _OPTIMIZERS = {
     "adam": "adamw",
     "adamw": "adamw",

@@ -16,12 +16,13 @@ PEFT on Mixtral, Qwen3-MoE, DeepSeek-V2/V3 and gpt-oss).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from modelmem.errors import InvalidValueError
 from modelmem.model.params import ParamTensor, tensor_inventory
+from modelmem.model.sources.adapter import module_regex, tail_pattern
 from modelmem.model.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -256,12 +257,20 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
     if wrapped and adapter.dora:
         raise InvalidValueError("use_dora", True, "PEFT's ParamWrapper (MoE experts) refuses DoRA")
     total = sum(lora_param_params(t, adapter.rank, factor) for t, factor in wrapped)
+    sets = _NameSets.of(adapter)
+    keys = sum(len(t.layers) or 1 for t in linears)
+    if len(adapter.rank_pattern) * keys > MAX_PATTERN_MATCHES:
+        raise InvalidValueError(
+            "rank_pattern",
+            f"[{len(adapter.rank_pattern):,} patterns]",
+            f"× {keys:,} modules of {spec.name} is over {MAX_PATTERN_MATCHES:,} regex matches",
+        )
     adapted: set[str] = set()
     for t in linears:
         d_in, d_out = _linear_dims(t)
         for i in t.layers or (None,):
             key = _module_at(t, i)
-            if not _peft_targets(adapter, wanted, key, i):
+            if not _peft_targets(adapter, sets, wanted, key, i):
                 continue
             rank = dict(adapter.rank_pattern).get(
                 _pattern_key([p for p, _ in adapter.rank_pattern], key), adapter.rank
@@ -276,15 +285,56 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
         )
     for t in inventory:
         for i in t.layers or (None,):
-            if _trains_whole(adapter, t, _module_at(t, i), adapted):
+            if _trains_whole(adapter, sets, t, _module_at(t, i), adapted):
                 total += t.numel_each
     return total
 
 
-def _trains_whole(adapter: AdapterConfig, t: ParamTensor, key: str, adapted: set[str]) -> bool:
+# rank_pattern: each pattern is tried on each module path (PEFT's get_pattern_key); a
+# pattern per module of a 126-layer model (7 Linear modules a layer) is under a million.
+MAX_PATTERN_MATCHES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class _NameSets:
+    """An adapter's name lists as sets: each module path is then matched by looking up its
+    few tails and spans, not by scanning lists an adapter file may make huge."""
+
+    targets: frozenset[str]
+    exclude: frozenset[str]
+    to_save: frozenset[str]
+
+    @staticmethod
+    def of(adapter: AdapterConfig) -> _NameSets:
+        exclude = adapter.exclude_modules
+        return _NameSets(
+            frozenset(adapter.targets) if isinstance(adapter.targets, tuple) else frozenset(),
+            frozenset(exclude) if isinstance(exclude, tuple) else frozenset(),
+            frozenset(adapter.modules_to_save),
+        )
+
+
+def _dot_tails(key: str) -> set[str]:
+    """``key`` and every tail of it after a dot: ``w`` is among them exactly when
+    ``key == w or key.endswith("." + w)``."""
+    parts = key.split(".")
+    return {".".join(parts[i:]) for i in range(len(parts))}
+
+
+def _dot_spans(key: str) -> set[str]:
+    r"""Every run of whole components of ``key``: ``m`` is among them exactly when
+    ``re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", key)`` (PEFT's modules_to_save test)."""
+    parts = key.split(".")
+    n = len(parts)
+    return {".".join(parts[i:j]) for i in range(n) for j in range(i + 1, n + 1)}
+
+
+def _trains_whole(
+    adapter: AdapterConfig, sets: _NameSets, t: ParamTensor, key: str, adapted: set[str]
+) -> bool:
     """A base tensor that trains as it is: in a module to save, or a bias PEFT unfreezes."""
-    if any(key.endswith(m) for m in adapter.modules_to_save):
-        return True
+    if sets.to_save and any(key[i:] in sets.to_save for i in range(len(key) + 1)):
+        return True  # key.endswith(m) for some m
     if not t.name.endswith(".bias"):
         return False
     return adapter.bias == "all" or (adapter.bias == "lora_only" and key in adapted)
@@ -295,22 +345,21 @@ def _module_at(t: ParamTensor, layer: int | None) -> str:
 
 
 def _peft_targets(
-    adapter: AdapterConfig, wanted: set[str] | str, key: str, layer: int | None
+    adapter: AdapterConfig, sets: _NameSets, wanted: set[str] | str, key: str, layer: int | None
 ) -> bool:
     exclude = adapter.exclude_modules
-    if exclude:
-        if isinstance(exclude, str):
-            if re.fullmatch(exclude, key):
-                return False
-        elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+    if isinstance(exclude, str):
+        if module_regex("exclude_modules", exclude).fullmatch(key):
             return False
-    if any(re.match(rf"(^|.*\.){re.escape(m)}($|\..*)", key) for m in adapter.modules_to_save):
+    elif sets.exclude and not sets.exclude.isdisjoint(_dot_tails(key)):
+        return False
+    if sets.to_save and not sets.to_save.isdisjoint(_dot_spans(key)):
         return False
     if isinstance(wanted, str):
-        return re.fullmatch(wanted, key) is not None
+        return module_regex("target_modules", wanted).fullmatch(key) is not None
     if key in wanted:
         return True
-    found = any(key.endswith(f".{w}") for w in wanted)
+    found = not wanted.isdisjoint(_dot_tails(key))
     if found and adapter.layers_to_transform:
         return layer is not None and layer in adapter.layers_to_transform
     return found
@@ -318,4 +367,6 @@ def _peft_targets(
 
 def _pattern_key(patterns: list[str], key: str) -> str:
     """PEFT's get_pattern_key: the first pattern matching the path's tail."""
-    return next((p for p in patterns if re.match(rf"(.*\.)?({p})$", key)), key)
+    return next(
+        (p for p in patterns if module_regex("rank_pattern", tail_pattern(p)).match(key)), key
+    )

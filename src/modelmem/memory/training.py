@@ -43,7 +43,6 @@ from typing import Any
 
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
-from modelmem.memory.deepspeed import OFFLOAD_DEVICES
 from modelmem.memory.parallel import (
     PipelineStage,
     check_model_parallel,
@@ -61,6 +60,7 @@ from modelmem.vocabulary import (
     DEFAULT_CUDA_CONTEXT_BYTES,
     LOSS_MODES,
     MIB,
+    OFFLOAD_DEVICES,
     OPTIMIZER_IMPLS,
     OPTIMIZERS,
     RECIPES,
@@ -125,8 +125,12 @@ class TrainingWorkload:
             2**24,
         )
         self._check_parallel()
-        if self.lora_rank < 1:
-            raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
+        from modelmem.model.limits import MAX_LORA_RANK
+
+        if not 1 <= self.lora_rank <= MAX_LORA_RANK:
+            raise InvalidValueError(
+                "lora_rank", self.lora_rank, f"must be in [1, {MAX_LORA_RANK:,}]"
+            )
         if self.checkpointing and self.selective_checkpointing:
             raise InvalidValueError(
                 "selective_checkpointing",

@@ -13,11 +13,12 @@ checkpoint's parameter count is set beside the config's, and a mismatch is repor
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from modelmem.errors import InvalidValueError, ModelMemError, SourceError
+from modelmem.errors import InvalidValueError, ModelMemError, SourceError, shown
 from modelmem.model.params import ParamCount, count_params
 from modelmem.model.sources.catalogue import find_entry, spec_from_entry
 from modelmem.model.sources.hf_config import read_config_file, spec_from_config
@@ -88,13 +89,13 @@ def size_only(total: int, label: str, checkpoint: Checkpoint | None = None) -> R
     )
 
 
-def _existing_path(text: str) -> Path | None:
-    """The local file or folder ``text`` names, if any (a name the OS refuses is none)."""
-    try:
-        path = Path(text).expanduser()
-        return path if path.exists() else None
-    except (OSError, ValueError):  # e.g. a name longer than the OS allows
-        return None
+# An adapter's base model may itself be an adapter; PEFT never stacks them deeper than
+# this, and a chain that comes back to an adapter already on it is a loop.
+MAX_ADAPTER_CHAIN = 4
+
+
+# The adapters whose base models led to the source being resolved, outermost first.
+_ADAPTER_CHAIN: ContextVar[tuple[str, ...]] = ContextVar("adapter_chain", default=())
 
 
 def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) -> ResolvedModel:
@@ -103,9 +104,9 @@ def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) ->
     text = source.strip()
     if not text:
         raise InvalidValueError("source", source, "empty")
-    path = _existing_path(text) if local_files and not text.startswith(HUB_PREFIX) else None
-    if path is not None:
-        return _from_path(path)
+    path = Path(text).expanduser()
+    if local_files and not text.startswith(HUB_PREFIX) and _exists(path):
+        return _from_path(path, allow_hub)
     entry = find_entry(text) if not text.startswith(HUB_PREFIX) else None
     if entry is not None:
         model = _from_spec(
@@ -140,16 +141,16 @@ def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) ->
 # --------------------------------------------------------------------------- local paths
 
 
-def _from_path(path: Path) -> ResolvedModel:
+def _from_path(path: Path, allow_hub: bool) -> ResolvedModel:
     from modelmem.model.sources.adapter import read_adapter_file
 
     if path.is_file() and path.suffix.lower() == ".gguf":
         return _from_gguf(path)
     if path.is_file() and path.name == ADAPTER_FILE:
-        return _with_adapter(read_adapter_file(path), path.parent)
+        return _with_adapter(read_adapter_file(path), _key(path), allow_hub)
     if path.is_dir():
         if not (path / "config.json").is_file() and (path / ADAPTER_FILE).is_file():
-            return _with_adapter(read_adapter_file(path), path)
+            return _with_adapter(read_adapter_file(path), _key(path / ADAPTER_FILE), allow_hub)
         ggufs = sorted(path.glob("*.gguf"))
         if not (path / "config.json").is_file() and len(ggufs) == 1:
             return _from_gguf(ggufs[0])
@@ -208,17 +209,47 @@ def _from_gguf(path: Path) -> ResolvedModel:
     return _replace(model, context_length=gguf.context_length)
 
 
-def _with_adapter(adapter: AdapterConfig, folder: Path) -> ResolvedModel:
-    """The adapter's base model (a path beside it, the catalogue or the Hub), adapter on."""
+def _exists(path: Path) -> bool:
+    """Whether ``path`` names something; a name too long for the system names nothing."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):  # ENAMETOOLONG, or a NUL byte in the name
+        return False
+
+
+def _key(path: Path) -> str:
+    """One name per adapter file, however the path to it is spelled."""
+    try:
+        return str(path.resolve())
+    except (OSError, RuntimeError):  # a symlink loop: the spelling will do
+        return str(path)
+
+
+def _with_adapter(adapter: AdapterConfig, key: str, allow_hub: bool) -> ResolvedModel:
+    """The adapter's base model (a path, the catalogue or the Hub), adapter on."""
     base = adapter.base_model
     if base is None:
         raise SourceError(adapter.origin, "base_model_name_or_path is not set: name the base model")
+    chain = _ADAPTER_CHAIN.get()
+    if key in chain:
+        raise SourceError(
+            adapter.origin,
+            f"base model {shown(repr(base))}: adapters whose base models form a loop",
+        )
+    if len(chain) >= MAX_ADAPTER_CHAIN:
+        raise SourceError(
+            adapter.origin,
+            f"base model {shown(repr(base))}: more than {MAX_ADAPTER_CHAIN} adapters stacked",
+        )
+    token = _ADAPTER_CHAIN.set((*chain, key))
     try:
-        model = resolve(base)
+        model = resolve(base, allow_hub=allow_hub)
     except ModelMemError as e:
-        raise SourceError(adapter.origin, f"base model {base!r}: {e}") from None
+        raise SourceError(adapter.origin, f"base model {shown(repr(base))}: {e}") from None
+    finally:
+        _ADAPTER_CHAIN.reset(token)
     if model.spec is None:
-        raise SourceError(adapter.origin, f"base model {base!r} has no architecture")
+        raise SourceError(adapter.origin, f"base model {shown(repr(base))} has no architecture")
     return _replace(model, kind=f"adapter+{model.kind}", adapter=adapter)
 
 
@@ -237,7 +268,7 @@ def _from_hub(ref: Any) -> ResolvedModel:
     if files.config is None:
         assert files.adapter_config is not None
         adapter = adapter_from_dict(files.adapter_config, origin=f"{ref}/{ADAPTER_FILE}")
-        return _with_adapter(adapter, Path("."))
+        return _with_adapter(adapter, f"{HUB_PREFIX}{ref}", allow_hub=True)
     spec = spec_from_config(files.config, name=ref.repo_id, where=f"{ref}/config.json")
     checkpoint = None
     if files.safetensors is not None:

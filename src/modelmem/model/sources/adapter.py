@@ -10,15 +10,126 @@ read; other PEFT methods are refused by name.
 
 from __future__ import annotations
 
+import importlib
 import json
+import re
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from modelmem.errors import InvalidValueError, SourceError
 from modelmem.model.adapter import AdapterConfig
+from modelmem.model.limits import MAX_LORA_RANK
 from modelmem.model.sources import ADAPTER_FILE
 
 MAX_ADAPTER_CONFIG_BYTES: Final = 5_000_000
+# Regexes in an adapter config (target_modules as a string, rank_pattern, alpha_pattern,
+# exclude_modules) are matched against module paths like
+# "model.layers.31.self_attn.q_proj"; real patterns are a few dozen characters.
+MAX_PATTERN_CHARS: Final = 1_000
+# Without RE2, Python's backtracking engine runs the pattern: it is accepted only with at
+# most this many repeat operators and none nested, which keeps a match over a module path
+# (under 200 characters) polynomial and small.
+MAX_FALLBACK_REPEATS: Final = 3
+# Entries of rank_pattern and alpha_pattern (each a regex compiled when read), and of the
+# name lists (target_modules, exclude_modules, modules_to_save, layers_to_transform):
+# PEFT writes one entry per module at most, and a 126-layer model has under 1,000 Linear
+# modules.
+MAX_PATTERNS: Final = 4_096
+MAX_LIST_ENTRIES: Final = 65_536
+
+
+class ModuleRegex(Protocol):
+    """What modelmem asks of a compiled pattern (both ``re2`` and ``re`` provide it)."""
+
+    def match(self, text: str) -> Any: ...
+
+    def fullmatch(self, text: str) -> Any: ...
+
+
+def _re2() -> Any:
+    """Google's RE2 (linear time in the text, no catastrophic backtracking), or None."""
+    try:
+        return importlib.import_module("re2")
+    except ImportError:
+        return None
+
+
+@lru_cache(maxsize=4 * MAX_PATTERNS)
+def module_regex(field_name: str, pattern: str) -> ModuleRegex:
+    """``pattern`` compiled for matching module paths in bounded time: by RE2 when it is
+    installed and supports the pattern, else by :mod:`re` after refusing what can
+    backtrack without end (nested or many repeats, backreferences)."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise InvalidValueError(
+            field_name, pattern[:60] + "...", f"longer than {MAX_PATTERN_CHARS:,} characters"
+        )
+    re2 = _re2()
+    if re2 is not None:
+        options = re2.Options()
+        options.log_errors = False  # RE2 would print its own error lines on stderr
+        try:
+            return re2.compile(pattern, options)  # type: ignore[no-any-return]
+        except re2.error:
+            pass  # invalid, or Python-only syntax (lookaround): the checked fallback says
+    try:
+        parsed = _sre_parse(pattern)
+    except re.error as e:
+        raise InvalidValueError(
+            field_name, pattern, f"not a valid regular expression ({e.msg})"
+        ) from None
+    except RecursionError:
+        raise InvalidValueError(field_name, pattern[:60], "nested too deeply") from None
+    _refuse_backtracking(field_name, pattern, parsed)
+    return re.compile(pattern)
+
+
+def _sre_parse(pattern: str) -> Any:
+    parser = importlib.import_module("re._parser")
+    return parser.parse(pattern)
+
+
+_REPEATS: Final = frozenset({"MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"})
+
+
+def _refuse_backtracking(field_name: str, pattern: str, parsed: Any) -> None:
+    """Refuse the shapes that make a backtracking engine exponential or a high polynomial:
+    a repeat inside a repeat, backreferences, more than MAX_FALLBACK_REPEATS repeats."""
+    repeats = 0
+
+    def walk(items: Any, inside_repeat: bool) -> None:
+        nonlocal repeats
+        for op, arg in items:
+            name = str(op)
+            if name in ("GROUPREF", "GROUPREF_EXISTS"):
+                raise InvalidValueError(field_name, pattern, "backreferences are not supported")
+            if name in _REPEATS:
+                low, high, sub = arg
+                if high != low:
+                    repeats += 1
+                    if inside_repeat:
+                        raise InvalidValueError(
+                            field_name,
+                            pattern,
+                            "nested repeats can take exponential time; install google-re2 "
+                            "or simplify the pattern",
+                        )
+                walk(sub, inside_repeat or high != low)
+            elif name == "SUBPATTERN":
+                walk(arg[-1], inside_repeat)
+            elif name == "BRANCH":
+                for branch in arg[1]:
+                    walk(branch, inside_repeat)
+            elif name in ("ASSERT", "ASSERT_NOT"):
+                walk(arg[1], inside_repeat)
+
+    walk(parsed, False)
+    if repeats > MAX_FALLBACK_REPEATS:
+        raise InvalidValueError(
+            field_name,
+            pattern,
+            f"more than {MAX_FALLBACK_REPEATS} repeats; install google-re2 or simplify it",
+        )
 
 
 def read_adapter_file(path: Path) -> AdapterConfig:
@@ -36,6 +147,8 @@ def read_adapter_file(path: Path) -> AdapterConfig:
         raise SourceError(str(file), f"malformed JSON (line {e.lineno}: {e.msg})") from None
     except RecursionError:
         raise SourceError(str(file), "malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise SourceError(str(file), "malformed JSON: an integer of over 4,300 digits") from None
     if not isinstance(data, dict):
         raise SourceError(str(file), "not a JSON object")
     return adapter_from_dict(data, origin=str(file))
@@ -92,6 +205,34 @@ def adapter_from_dict(data: dict[str, Any], origin: str = "adapter_config.json")
     to_save = data.get("modules_to_save") or ()
     if not isinstance(to_save, list | tuple) or not all(isinstance(m, str) for m in to_save):
         raise InvalidValueError("modules_to_save", to_save, "must be a list of module names")
+    alpha_pattern = data.get("alpha_pattern") or {}
+    if not isinstance(alpha_pattern, dict):
+        raise InvalidValueError(
+            "alpha_pattern", alpha_pattern, "must be an object of pattern -> alpha"
+        )
+    # Every regex is compiled now, so a bad or runaway one is refused by name before use.
+    if regex:
+        module_regex("target_modules", str(targets))
+    if isinstance(exclude, str):
+        module_regex("exclude_modules", exclude)
+    for name, patterns in (("rank_pattern", pattern), ("alpha_pattern", alpha_pattern)):
+        if len(patterns) > MAX_PATTERNS:
+            raise InvalidValueError(
+                name, f"{{{len(patterns):,} patterns}}", f"over the limit of {MAX_PATTERNS:,}"
+            )
+        for key in patterns:
+            module_regex(name, str(key))
+            module_regex(name, tail_pattern(str(key)))
+    for name, entries in (
+        ("target_modules", targets),
+        ("exclude_modules", exclude),
+        ("modules_to_save", to_save),
+        ("layers_to_transform", layers),
+    ):
+        if isinstance(entries, list | tuple) and len(entries) > MAX_LIST_ENTRIES:
+            raise InvalidValueError(
+                name, f"[{len(entries):,} entries]", f"over the limit of {MAX_LIST_ENTRIES:,}"
+            )
     notes = []
     if data.get("target_parameters"):
         notes.append("target_parameters (LoRA on 3-D expert parameters) is not counted")
@@ -116,7 +257,12 @@ def adapter_from_dict(data: dict[str, Any], origin: str = "adapter_config.json")
     )
 
 
+def tail_pattern(pattern: str) -> str:
+    """PEFT's get_pattern_key regex: ``pattern`` matching the tail of a module path."""
+    return rf"(.*\.)?({pattern})$"
+
+
 def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**20:
-        raise InvalidValueError(name, value, "must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LORA_RANK:
+        raise InvalidValueError(name, value, f"must be an integer in [1, {MAX_LORA_RANK:,}]")
     return value

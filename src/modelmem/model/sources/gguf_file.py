@@ -45,7 +45,13 @@ from modelmem.model.sources.checkpoint import Checkpoint, StoredTensor
 from modelmem.model.sources.hf_config import spec_from_config
 from modelmem.model.spec import ModelSpec
 
-__all__ = ["SUPPORTED_ARCHITECTURES", "GgufArray", "GgufModel", "read_gguf"]
+__all__ = [
+    "SUPPORTED_ARCHITECTURES",
+    "GgufArray",
+    "GgufModel",
+    "read_gguf",
+    "read_gguf_tokenizer_metadata",
+]
 
 _VT = gguf.GGUFValueType
 _K = gguf.Keys
@@ -65,6 +71,7 @@ _SCALARS: Final[dict[int, str]] = {
 }
 _MAGIC: Final[bytes] = struct.pack("<I", gguf.GGUF_MAGIC)  # b"GGUF"
 _VERSIONS: Final[tuple[int, ...]] = (2, 3)  # gguf-py READER_SUPPORTED_VERSIONS; v1 had u32 counts
+_U64: Final = struct.Struct("<Q")
 _FIXED_HEADER: Final[int] = 24  # magic, version, tensor_count, kv_count
 
 # Caps, far above any real file, that keep a hostile header from costing time or memory.
@@ -78,6 +85,18 @@ MAX_SPLITS: Final[int] = 9999  # llama.cpp names splits -%05d-of-%05d
 _SPLIT_NAME: Final = re.compile(r"(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf")
 MAX_ELEMENTS: Final[int] = 1 << 48  # per tensor; 1000× the largest tensor of any model
 _KEEP_ARRAY: Final[int] = 4096  # metadata arrays up to this length are kept as lists
+# All kept arrays together hold at most this many elements: a flood of short arrays would
+# otherwise cost ~10 × the file's size in Python objects (8-byte pointers and int objects
+# per 1-byte element). Real files keep a few per-layer arrays of at most a few hundred.
+_KEEP_TOTAL: Final[int] = 1 << 16
+# The tokenizer's arrays (tokens, scores, token types, merges), when asked for whole: twice
+# the largest vocabulary of a released model we know (Gemma 3: 262,144 tokens).
+MAX_TOKENIZER_ENTRIES: Final[int] = 1 << 19
+# Strings in metadata arrays, all arrays together: each is walked one by one (~0.5 µs), so
+# a flood of short strings would take seconds per 10 million. A real file's are its tokens
+# and merges, each under MAX_TOKENIZER_ENTRIES: this is twice their sum.
+MAX_ARRAY_STRINGS: Final[int] = 4 * MAX_TOKENIZER_ENTRIES
+TOKENIZER_PREFIX: Final[str] = "tokenizer."
 # Smallest encodings, used to bound counts by the bytes left in the file.
 _MIN_KV: Final[int] = 8 + 4 + 1  # empty key, value type, one-byte value
 _MIN_TENSOR_INFO: Final[int] = 8 + 4 + 8 + 4 + 8  # empty name, n_dims, one dim, type, offset
@@ -176,6 +195,31 @@ class _Cursor:
     def skip_string(self, what: str) -> None:
         self.take(self.u64(f"length of {what}"), what)
 
+    def strings(self, n: int, what: str, decode: bool) -> list[str] | None:
+        """``n`` strings in a row (an array's elements), decoded or only bounds-checked:
+        the same checks as :meth:`string` in one tight loop, as a vocabulary has a
+        million of them."""
+        buf, pos, end = self.buf, self.pos, self.end
+        unpack = _U64.unpack_from
+        out: list[str] | None = [] if decode else None
+        for _ in range(n):
+            if end - pos < 8:
+                self.pos = pos
+                self.take(8, f"length of {what}")  # raises, naming the offset
+            (length,) = unpack(buf, pos)
+            pos += 8
+            if length > end - pos:
+                self.pos = pos
+                self.take(length, what)  # raises
+            if out is not None:
+                try:
+                    out.append(buf[pos : pos + length].decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise self.fail(f"{what} at offset {pos - 8:,} is not valid UTF-8") from None
+            pos += length
+        self.pos = pos
+        return out
+
 
 def _value_type(raw: int, cur: _Cursor, key: str) -> gguf.GGUFValueType:
     try:
@@ -184,7 +228,39 @@ def _value_type(raw: int, cur: _Cursor, key: str) -> gguf.GGUFValueType:
         raise cur.fail(f"metadata {_show(key)} has unknown value type {raw}") from None
 
 
-def _read_value(cur: _Cursor, vtype: gguf.GGUFValueType, key: str) -> object:
+class _Keep:
+    """Which arrays are kept whole: those under ``prefix`` (up to MAX_TOKENIZER_ENTRIES),
+    and short others until their total reaches _KEEP_TOTAL elements."""
+
+    def __init__(self, prefix: str | None) -> None:
+        self.prefix, self.left = prefix, _KEEP_TOTAL
+        self.strings_left = MAX_ARRAY_STRINGS
+
+    def strings(self, cur: _Cursor, key: str, n: int) -> None:
+        """Count ``n`` more strings against MAX_ARRAY_STRINGS."""
+        self.strings_left -= n
+        if self.strings_left < 0:
+            raise cur.fail(
+                f"metadata arrays hold over {MAX_ARRAY_STRINGS:,} strings (at {_show(key)})"
+            )
+
+    def wanted(self, cur: _Cursor, key: str, n: int) -> bool:
+        if self.prefix is not None and key.startswith(self.prefix):
+            if n > MAX_TOKENIZER_ENTRIES:
+                raise cur.fail(
+                    f"array {_show(key)} has {n:,} entries (limit {MAX_TOKENIZER_ENTRIES:,})"
+                )
+            return True
+        if n <= _KEEP_ARRAY and n <= self.left:
+            self.left -= n
+            return True
+        return False
+
+
+def _read_value(
+    cur: _Cursor, vtype: gguf.GGUFValueType, key: str, keep: _Keep | None = None
+) -> object:
+    keep = keep or _Keep(None)
     what = f"value of {_show(key)}"
     if vtype in _SCALARS:
         return cur.scalar(_SCALARS[vtype], what)
@@ -198,17 +274,17 @@ def _read_value(cur: _Cursor, vtype: gguf.GGUFValueType, key: str) -> object:
     if itype == _VT.STRING:
         if n > cur.left() // 8:  # every string needs at least its 8-byte length
             raise cur.fail(f"array {_show(key)} claims {n:,} strings, more than the file holds")
-        if n <= _KEEP_ARRAY:
-            return [cur.string(f"element of {_show(key)}") for _ in range(n)]
-        for _ in range(n):  # token strings and merges: bounds-checked, not decoded
-            cur.skip_string(f"element of {_show(key)}")
+        keep.strings(cur, key, n)
+        if keep.wanted(cur, key, n):
+            return cur.strings(n, f"element of {_show(key)}", decode=True)
+        cur.strings(n, f"element of {_show(key)}", decode=False)  # bounds-checked only
         return GgufArray(itype.name, n)
     fmt = _SCALARS[itype]
     size = struct.calcsize(fmt)
     if n > cur.left() // size:
         raise cur.fail(f"array {_show(key)} claims {n:,} values, more than the file holds")
     start = cur.take(n * size, what)
-    if n <= _KEEP_ARRAY:
+    if keep.wanted(cur, key, n):
         return list(struct.unpack_from(f"<{n}{fmt[1]}", cur.buf, start))
     return GgufArray(itype.name, n)
 
@@ -251,7 +327,7 @@ class _Header:
     file_bytes: int
 
 
-def _scan(buf: mmap.mmap, where: str) -> _Header:
+def _scan(buf: mmap.mmap, where: str, keep_prefix: str | None = None) -> _Header:
     cur = _Cursor(buf, where)
     size = len(buf)
     if size < _FIXED_HEADER:
@@ -271,12 +347,13 @@ def _scan(buf: mmap.mmap, where: str) -> _Header:
         raise cur.fail(f"header claims {n_tensors:,} tensors, more than the file can hold")
 
     metadata: dict[str, object] = {}
+    keep = _Keep(keep_prefix)
     for i in range(n_kv):
         key = cur.string(f"key of metadata entry {i}", limit=MAX_KEY_BYTES)
         if key in metadata:
             raise cur.fail(f"duplicate metadata key {_show(key)}")
         vtype = _value_type(cur.u32(f"type of {_show(key)}"), cur, key)
-        metadata[key] = _read_value(cur, vtype, key)
+        metadata[key] = _read_value(cur, vtype, key, keep)
 
     raw = [_read_tensor_info(cur, i) for i in range(n_tensors)]
     alignment = metadata.get(_K.General.ALIGNMENT, gguf.GGUF_DEFAULT_ALIGNMENT)
@@ -308,7 +385,7 @@ def _scan(buf: mmap.mmap, where: str) -> _Header:
     return _Header(version, metadata, tuple(tensors), data_offset, size)
 
 
-def _open_and_scan(path: Path) -> _Header:
+def _open_and_scan(path: Path, keep_prefix: str | None = None) -> _Header:
     where = str(path)
     if path.is_dir():
         raise SourceError(where, "is a folder, not a GGUF file")
@@ -320,7 +397,7 @@ def _open_and_scan(path: Path) -> _Header:
             if size == 0:
                 raise SourceError(where, "empty file, not a GGUF file")
             with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf:
-                return _scan(buf, where)
+                return _scan(buf, where, keep_prefix)
     except OSError as e:
         raise SourceError(where, f"cannot read: {e.strerror or e}") from None
 
@@ -689,6 +766,13 @@ def _join_splits(path: Path, header: _Header, shards: list[Path]) -> _Header:
         first.data_offset,
         sum(h.file_bytes for h in headers),
     )
+
+
+def read_gguf_tokenizer_metadata(path: Path) -> dict[str, object]:
+    """Every metadata entry of a GGUF file, with the ``tokenizer.*`` arrays (tokens, scores,
+    token types, merges) read whole, up to MAX_TOKENIZER_ENTRIES entries each: what a
+    tokenizer is rebuilt from, through the same bounds-checked scan as :func:`read_gguf`."""
+    return _open_and_scan(Path(path), TOKENIZER_PREFIX).metadata
 
 
 def read_gguf(path: Path) -> GgufModel:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from modelmem.errors import InvalidValueError, MissingFieldError, SourceError, UnknownNameError
+from modelmem.model.limits import check_config
 from modelmem.model.spec import (
     AttentionLayer,
     AttentionSpec,
@@ -663,6 +664,7 @@ def spec_from_config(
     reader = _READERS.get(model_type) if isinstance(model_type, str) else None
     if reader is None:
         raise UnknownNameError("model_type", model_type, _READERS)
+    check_config(config)  # sizes within model/limits.py before any per-layer table is built
     spec = reader(ConfigFields(config, where), name, model_type)
     quant = config.get("quantization_config")
     if isinstance(quant, Mapping) and isinstance(quant.get("quant_method"), str):
@@ -688,6 +690,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         raise SourceError(str(file), f"malformed JSON: {e.msg} at line {e.lineno}") from None
     except RecursionError:
         raise SourceError(str(file), "malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts (4,300)
+        raise SourceError(str(file), "malformed JSON: an integer of over 4,300 digits") from None
     if not isinstance(data, dict):
         raise SourceError(str(file), "config must be a JSON object")
     return data

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -29,6 +31,74 @@ if TYPE_CHECKING:
 _REPO_ID: Final = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[\w.-]{1,96}")
 _REVISION: Final = re.compile(r"[\w./-]{1,200}")
 MAX_CONFIG_BYTES: Final = 5_000_000
+# Every request to the Hub: a connection within HUB_CONNECT_TIMEOUT_S, each read within
+# HUB_READ_TIMEOUT_S, and a whole repo read (config, then the safetensors headers of every
+# shard) within HUB_DEADLINE_S. A network failure is not retried: huggingface_hub's
+# backoff (1, 2, 4, 8, 8 s) would turn a dead proxy into half a minute of waiting.
+HUB_CONNECT_TIMEOUT_S: Final = 4.0
+HUB_READ_TIMEOUT_S: Final = 8.0
+HUB_DEADLINE_S: Final = 30.0
+
+
+class HubNetworkError(Exception):
+    """The Hub could not be reached or did not answer in time (not an OSError, so that
+    huggingface_hub's own fallbacks let it through)."""
+
+
+_state = threading.local()  # the deadline of the repo read in progress on this thread
+_installed: list[bool] = []
+
+
+def hub_client(transport: Any = None) -> Any:
+    """An HTTP client for huggingface_hub with modelmem's timeouts and deadline; a test
+    passes a ``transport`` (httpx2.MockTransport) so that nothing touches the network."""
+    import httpx2
+    from huggingface_hub.utils._http import hf_request_event_hook
+
+    bounded = httpx2.Timeout(
+        HUB_READ_TIMEOUT_S, connect=HUB_CONNECT_TIMEOUT_S, pool=HUB_CONNECT_TIMEOUT_S
+    )
+    timeout = bounded.as_dict()
+
+    class _BoundedClient(httpx2.Client):
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            request.extensions["timeout"] = timeout  # over huggingface_hub's 10 s per call
+            deadline = getattr(_state, "deadline", None)
+            if deadline is not None and time.monotonic() > deadline:
+                raise HubNetworkError(f"no complete answer within {HUB_DEADLINE_S:.0f} s")
+            try:
+                return super().send(request, **kwargs)
+            except httpx2.TimeoutException as e:
+                raise HubNetworkError(
+                    f"no answer from {request.url.host} within the time allowed "
+                    f"({HUB_CONNECT_TIMEOUT_S:.0f} s to connect, {HUB_READ_TIMEOUT_S:.0f} s "
+                    f"to read; {type(e).__name__})"
+                ) from None
+            except httpx2.TransportError as e:
+                raise HubNetworkError(
+                    f"cannot reach {request.url.host} ({type(e).__name__}: {_first_line(e)})"
+                ) from None
+
+    kwargs: dict[str, Any] = {"transport": transport} if transport is not None else {}
+    return _BoundedClient(
+        event_hooks={"request": [hf_request_event_hook]},
+        follow_redirects=True,
+        timeout=bounded,
+        **kwargs,
+    )
+
+
+def use_hub_transport(transport: Any = None) -> None:
+    """Route huggingface_hub's requests through :func:`hub_client` (with ``transport``)."""
+    from huggingface_hub import set_client_factory
+
+    set_client_factory(lambda: hub_client(transport))
+    _installed[:] = [True]
+
+
+def _ensure_client() -> None:
+    if not _installed:
+        use_hub_transport()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +134,15 @@ class HubFiles:
 
 def read_hub_repo(ref: HubRef, *, cache_dir: Path | None = None) -> HubFiles:
     """config.json or adapter_config.json, and the safetensors headers, of one repo."""
+    _ensure_client()
+    _state.deadline = time.monotonic() + HUB_DEADLINE_S
+    try:
+        return _read_hub_repo(ref, cache_dir)
+    finally:
+        _state.deadline = None
+
+
+def _read_hub_repo(ref: HubRef, cache_dir: Path | None) -> HubFiles:
     notes: list[str] = []
     config = _json_file(ref, "config.json", cache_dir, required=False)
     adapter = None
@@ -91,6 +170,10 @@ def _json_file(
         data = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise SourceError(f"{ref}: {filename}", f"not valid JSON ({type(e).__name__})") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise SourceError(
+            f"{ref}: {filename}", "not valid JSON (an integer of over 4,300 digits)"
+        ) from None
     if not isinstance(data, dict):
         raise SourceError(f"{ref}: {filename}", "not a JSON object")
     return data
@@ -141,11 +224,22 @@ def endpoint_unreachable() -> str | None:
     host = urlparse(constants.ENDPOINT).hostname
     if not host:
         return None
-    try:
-        socket.getaddrinfo(host, 443)
-    except OSError:  # socket.gaierror: no resolver, no network
-        return f"the Hub's host {host} cannot be resolved"
-    return None
+    # in a thread, so that a resolver that never answers costs HUB_CONNECT_TIMEOUT_S only
+    failed: list[bool] = []
+
+    def lookup() -> None:
+        try:
+            socket.getaddrinfo(host, 443)
+            failed.append(False)
+        except OSError:  # socket.gaierror: no resolver, no network
+            failed.append(True)
+
+    thread = threading.Thread(target=lookup, daemon=True)
+    thread.start()
+    thread.join(HUB_CONNECT_TIMEOUT_S)
+    if not failed:
+        return f"the Hub's host {host} did not resolve within {HUB_CONNECT_TIMEOUT_S:.0f} s"
+    return f"the Hub's host {host} cannot be resolved" if failed[0] else None
 
 
 def _is_missing_entry(e: Exception) -> bool:
@@ -183,7 +277,9 @@ def _hub_error(ref: HubRef, what: str, e: Exception) -> SourceError:
     )
 
     where = f"{ref} (Hugging Face Hub)"
-    if isinstance(e, GatedRepoError):
+    if isinstance(e, HubNetworkError):
+        problem = f"{what}: {e} (no network? HF_HUB_OFFLINE=1 uses the cache only)"
+    elif isinstance(e, GatedRepoError):
         problem = "gated repo: accept its licence on the Hub, then set HF_TOKEN"
     elif isinstance(e, RepositoryNotFoundError):
         problem = "no such repo, or it is private (set HF_TOKEN to a token with access)"

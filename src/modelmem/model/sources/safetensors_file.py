@@ -37,6 +37,12 @@ INDEX_FILE: Final = "model.safetensors.index.json"
 MAX_HEADER_BYTES: Final = 25_000_000
 MAX_INDEX_BYTES: Final = 50_000_000  # an index of 100k tensors is about 10 MB
 MAX_SHARDS: Final = 10_000
+# Tensors in one file, and in a whole checkpoint. Each costs ~30 µs to validate (the JSON,
+# safetensors' own check, huggingface_hub's parse, modelmem's), so the caps bound the time
+# as well. Kimi K2's config (384 routed experts, 60 MoE layers) gives 384 × 3 × 60 =
+# 69,120 expert matrices, twice that with their FP8 scales, spread over dozens of files.
+MAX_FILE_TENSORS: Final = 1 << 16
+MAX_TENSORS: Final = 1 << 19
 
 # Bytes per element of every dtype the safetensors format defines (safetensors `Dtype`);
 # sub-byte types are packed, their bytes come from the data offsets.
@@ -179,6 +185,9 @@ def checkpoint_from_metadata(
     meta: SafetensorsRepoMetadata, origin: str, quantization: Quantization | None
 ) -> Checkpoint:
     """Every tensor of the headers, with its exact bytes (from the data offsets)."""
+    count = sum(len(m.tensors) for m in meta.files_metadata.values())
+    if count > MAX_TENSORS:
+        raise SourceError(origin, f"{count:,} tensors, over the {MAX_TENSORS:,} cap")
     tensors: list[StoredTensor] = []
     for filename in sorted(meta.files_metadata):
         file_meta = meta.files_metadata[filename]
@@ -289,7 +298,13 @@ def read_local_metadata(path: Path) -> SafetensorsRepoMetadata:
         raise SourceError(str(path), f"no {SINGLE_FILE} or {INDEX_FILE} in the folder")
     if path.name.endswith(".index.json"):
         shards = _index_shards(path)
-        files = {shard: _read_file_header(path.parent / shard) for shard in shards}
+        files = {}
+        count = 0
+        for shard in shards:
+            files[shard] = _read_file_header(path.parent / shard)
+            count += len(files[shard].tensors)
+            if count > MAX_TENSORS:  # before reading further shards
+                raise SourceError(str(path), f"over {MAX_TENSORS:,} tensors in its shards")
         return SafetensorsRepoMetadata(
             metadata=None,
             sharded=True,
@@ -318,9 +333,15 @@ def _index_shards(index: Path) -> list[str]:
         raise SourceError(str(index), f"malformed JSON (line {e.lineno}: {e.msg})") from None
     except RecursionError:
         raise SourceError(str(index), "malformed JSON: nested too deeply") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise SourceError(str(index), "malformed JSON: an integer of over 4,300 digits") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise SourceError(str(index), "no 'weight_map' object of tensor name -> shard file")
+    if len(weight_map) > MAX_TENSORS:
+        raise SourceError(
+            str(index), f"weight_map of {len(weight_map):,} tensors, over the {MAX_TENSORS:,} cap"
+        )
     shards = sorted({str(v) for v in weight_map.values()})
     if len(shards) > MAX_SHARDS:
         raise SourceError(str(index), f"{len(shards):,} shards, over the {MAX_SHARDS:,} cap")
@@ -355,6 +376,11 @@ def _read_file_header(path: Path) -> Any:
                 str(path), f"header length {header_len:,} is over the {MAX_HEADER_BYTES:,} cap"
             )
         raw = f.read(header_len)
+    entries = raw.count(b'"data_offsets"')  # an upper bound on the tensors, before parsing
+    if entries > MAX_FILE_TENSORS:
+        raise SourceError(
+            str(path), f"header lists {entries:,} tensors, over the {MAX_FILE_TENSORS:,} cap"
+        )
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as e:
