@@ -17,12 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
-from typing import Literal
 
-from modelmem.model.spec import AttentionSpec, ModelSpec, MoeSpec, VisionSpec
+from modelmem.model.spec import AttentionSpec, ModelSpec, MoeSpec, ParamTensor, Role, VisionSpec
 
-Role = Literal["linear", "bias", "norm", "embedding", "expert", "other"]
+__all__ = ["ParamCount", "ParamTensor", "Role", "count_params", "tensor_inventory"]
 
 # Breakdown keys, hierarchical like the reference formulas (component/sub-component).
 EMBEDDING = "embedding"
@@ -37,39 +35,11 @@ SSM = "ssm"
 LM_HEAD = "lm_head"
 POOLER = "pooler"
 VISION = "vision_tower"
+AUDIO = "audio_tower"
 PROJECTOR = "projector"
-
-
-@dataclass(frozen=True, slots=True)
-class ParamTensor:
-    """One parameter tensor, possibly repeated in several layers.
-
-    ``name`` is the module path of the reference implementation with ``{i}`` standing for
-    the layer index, e.g. ``model.layers.{i}.self_attn.q_proj.weight``.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    component: str
-    role: Role
-    layers: tuple[int, ...] = ()
-
-    @property
-    def numel_each(self) -> int:
-        return prod(self.shape)
-
-    @property
-    def copies(self) -> int:
-        return len(self.layers) if self.layers else 1
-
-    @property
-    def numel(self) -> int:
-        return self.numel_each * self.copies
-
-    @property
-    def module(self) -> str:
-        """Module path without the parameter name (``...q_proj``)."""
-        return self.name.rsplit(".", 1)[0]
+OTHER = "other"  # reference-path tensors no rule below places (counted, shown apart)
+# Components outside the text model: towers of multimodal models and their projectors.
+NON_TEXT = (VISION, AUDIO, PROJECTOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,10 +319,11 @@ def _opt(spec: ModelSpec) -> Iterator[ParamTensor]:
 def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
     """BERT encoder (BertModel): word + position + token-type embeddings and their
     LayerNorm, post-norm layers with biased linears, and the pooler."""
-    h, layers, p = spec.hidden_size, _layer_indices(spec), "encoder.layer.{i}"
+    root = "bert." if spec.mlm_head else ""  # BertForMaskedLM wraps BertModel as .bert
+    h, layers, p = spec.hidden_size, _layer_indices(spec), f"{root}encoder.layer.{{i}}"
     m = spec.mlp
     assert m is not None
-    emb = "embeddings"
+    emb = f"{root}embeddings"
     yield ParamTensor(f"{emb}.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     yield ParamTensor(
         f"{emb}.position_embeddings.weight", (spec.learned_positions, h), POSITIONS, "embedding"
@@ -370,6 +341,13 @@ def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield from _norm(f"{p}.output.LayerNorm", h, spec, layers)
     if spec.pooler:
         yield from _linear("pooler.dense", h, h, POOLER, (), True)
+    if spec.mlm_head:  # BertForMaskedLM: dense + LayerNorm transform, decoder tied or not
+        head = "cls.predictions"
+        yield ParamTensor(f"{head}.bias", (spec.vocab_size,), LM_HEAD, "bias")
+        yield from _linear(f"{head}.transform.dense", h, h, LM_HEAD, (), True)
+        yield from _norm(f"{head}.transform.LayerNorm", h, spec, (), LM_HEAD)
+        if not spec.tie_word_embeddings:  # an untied decoder also keeps its own bias
+            yield from _linear(f"{head}.decoder", h, spec.vocab_size, LM_HEAD, (), True)
 
 
 def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
@@ -452,6 +430,8 @@ _BUILDERS = {
 @lru_cache(maxsize=512)
 def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     """Every parameter tensor of the model, tied weights once."""
+    if spec.inventory:  # read from the module tree (reference path)
+        return spec.inventory
     tensors = list(_BUILDERS[spec.layout](spec))
     if spec.vision is not None:
         tensors.extend(_vision(spec.vision))
@@ -472,7 +452,9 @@ COMPONENT_ORDER = (
     LM_HEAD,
     POOLER,
     VISION,
+    AUDIO,
     PROJECTOR,
+    OTHER,
 )
 
 
@@ -484,12 +466,13 @@ def _sum_by_component(tensors: Iterable[ParamTensor]) -> tuple[tuple[str, int], 
 
 
 def inactive_expert_params(spec: ModelSpec, tensors: Iterable[ParamTensor]) -> int:
-    """Routed-expert parameters a token does not use: (E - k) / E of every expert tensor
-    (each has a leading expert dimension E, so the division is exact)."""
+    """Routed-expert parameters a token does not use: (E - k) / E of all expert tensors.
+    Their sum is E equal experts per MoE layer (stacked [E, ...] tensors, or one module per
+    expert), so the division is exact."""
     if spec.moe is None:
         return 0
     e, k = spec.moe.num_experts, spec.moe.experts_per_token
-    return sum(t.numel // e * (e - k) for t in tensors if t.component == EXPERTS)
+    return sum(t.numel for t in tensors if t.component == EXPERTS) // e * (e - k)
 
 
 @lru_cache(maxsize=512)
@@ -497,7 +480,7 @@ def count_params(spec: ModelSpec) -> ParamCount:
     """Exact parameter count and breakdown of ``spec``."""
     tensors = tensor_inventory(spec)
     total = sum(t.numel for t in tensors)
-    vision = sum(t.numel for t in tensors if t.component in (VISION, PROJECTOR))
+    vision = sum(t.numel for t in tensors if t.component in NON_TEXT)
     return ParamCount(
         total=total,
         active=total - inactive_expert_params(spec, tensors),

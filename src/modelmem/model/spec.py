@@ -13,16 +13,59 @@ size, ``L`` layers, ``n_h`` query heads, ``n_kv`` key/value heads, ``d`` head di
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from math import prod
 from typing import Literal
 
 from modelmem.errors import InvalidValueError
 
 NormKind = Literal["rmsnorm", "layernorm"]
-AttentionLayer = Literal["full", "sliding"]
+# Per-layer token mixer. Only "full" and "sliding" layers hold a KV cache; "linear"
+# (linear attention / gated delta-net), "ssm" (Mamba) and "conv" (short convolutions) hold
+# a fixed recurrent state instead.
+AttentionLayer = Literal["full", "sliding", "linear", "ssm", "conv"]
 MlpLayer = Literal["dense", "moe"]
 # How the blocks of the implementation are laid out. It decides module names (which
 # LoRA targets refer to) and a few legacy shapes; the numbers live in the fields below.
-Layout = Literal["llama", "phi3", "deepseek", "gpt2", "gpt_neox", "falcon", "opt", "bert", "mamba"]
+# "reference": the inventory was read from the transformers module tree (see ``inventory``).
+Layout = Literal[
+    "llama", "phi3", "deepseek", "gpt2", "gpt_neox", "falcon", "opt", "bert", "mamba", "reference"
+]
+# Which path produced the parameter count: this package's own family readers ("native",
+# torch-free) or the transformers model built on the meta device ("reference").
+CountPath = Literal["native", "reference"]
+Role = Literal["linear", "bias", "norm", "embedding", "expert", "other"]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamTensor:
+    """One parameter tensor, possibly repeated in several layers.
+
+    ``name`` is the module path of the reference implementation with ``{i}`` standing for
+    the layer index, e.g. ``model.layers.{i}.self_attn.q_proj.weight``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    component: str
+    role: Role
+    layers: tuple[int, ...] = ()
+
+    @property
+    def numel_each(self) -> int:
+        return prod(self.shape)
+
+    @property
+    def copies(self) -> int:
+        return len(self.layers) if self.layers else 1
+
+    @property
+    def numel(self) -> int:
+        return self.numel_each * self.copies
+
+    @property
+    def module(self) -> str:
+        """Module path without the parameter name (``...q_proj``)."""
+        return self.name.rsplit(".", 1)[0]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,9 +176,16 @@ class ModelSpec:
     embedding_norm: bool = False  # LayerNorm after the embeddings (BERT)
     pooler: bool = False  # BERT pooler dense h -> h
     lm_head: bool = True  # False for encoders counted without a task head
+    causal: bool = True  # False for encoders (no KV cache), e.g. a masked-LM head
+    mlm_head: bool = False  # BertForMaskedLM's prediction head (transform + decoder bias)
     lm_head_bias: bool = False
     parallel_residual: bool = False
     quantization: str | None = None  # quant_method of a checkpoint's quantization_config
+    count_path: CountPath = "native"
+    architecture: str | None = None  # the class counted (config.json ``architectures``)
+    # The tensor inventory read from the module tree (count_path "reference"); empty when
+    # the native builders derive it from the fields above.
+    inventory: tuple[ParamTensor, ...] = ()
     notes: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -172,4 +222,4 @@ class ModelSpec:
 
     @property
     def has_kv_cache(self) -> bool:
-        return self.attention is not None and self.layout != "bert"
+        return self.attention is not None and self.causal and self.layout != "bert"

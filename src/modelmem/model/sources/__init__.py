@@ -59,6 +59,7 @@ def _from_spec(
     notes: tuple[str, ...] = (),
 ) -> ResolvedModel:
     params = count_params(spec)
+    notes = (*spec.notes, *notes)  # the spec's own: which path counted it, defaults applied
     if checkpoint is not None:
         from modelmem.model.sources.safetensors_file import compare_counts
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -219,16 +220,17 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     )
 
     # Sliding windows, as each config class resolves them.
-    window = f.opt_integer("sliding_window")
+    # Qwen configs ignore sliding_window (often 0 or null) unless use_sliding_window is set.
+    qwen = family in ("qwen2", "qwen3", "qwen3_moe", "qwen2_moe")
+    uses_window = f.flag("use_sliding_window", False) if qwen else True
+    window = f.opt_integer("sliding_window") if uses_window else None
     pattern: Callable[[int], bool] | None = None
     if family == "mistral" and "sliding_window" not in f.config:
         window = 4096  # MistralConfig default
     elif family in ("qwen2", "qwen3", "qwen3_moe"):
-        window = window if f.flag("use_sliding_window", False) else None
         first = f.integer("max_window_layers", default=28, minimum=0)
         pattern = None if family == "qwen3_moe" else (lambda i: i >= first)
     elif family == "qwen2_moe":
-        window = window if f.flag("use_sliding_window", False) else None
         last = f.integer("max_window_layers", default=28, minimum=0)
         pattern = lambda i: bool((i + 1) % 2) and i < last  # noqa: E731
     elif family in ("gemma2", "gpt_oss"):
@@ -343,9 +345,18 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
         _moe_or_dense(i >= first_dense) for i in range(c["num_layers"])
     )
     expert_width = f.integer("moe_intermediate_size")
+    # DeepseekV2Config's default leaves num_experts_per_tok null: the model still builds and
+    # the count does not depend on it; the active count does, and says so.
+    k = f.opt_integer("num_experts_per_tok")
+    notes: tuple[str, ...] = ()
+    if k is None:
+        notes = (
+            "num_experts_per_tok is null: the active parameter count cannot be computed; "
+            "estimates assume every expert active",
+        )
     moe = MoeSpec(
         num_experts=e,
-        experts_per_token=f.integer("num_experts_per_tok"),
+        experts_per_token=e if k is None else k,
         expert_intermediate_size=expert_width,
         shared_intermediate_size=expert_width
         * f.integer("n_shared_experts", default=1 if family == "deepseek_v3" else 2, minimum=0),
@@ -359,6 +370,7 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
         mlp=mlp if "dense" in kinds else None,
         mlp_layers=kinds,
         moe=_checked_moe(f, moe),
+        notes=notes,
     )
 
 
@@ -514,6 +526,7 @@ def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
         raise InvalidValueError("is_decoder", True, "only the BERT encoder is supported")
     c = _common(f, name, family, tie_default=True)
     h, n_h = c["hidden_size"], f.integer("num_attention_heads")
+    mlm = _architecture(f.config) == "BertForMaskedLM"
     return ModelSpec(
         **c,
         layout="bert",
@@ -532,8 +545,11 @@ def _bert(f: ConfigFields, name: str, family: str) -> ModelSpec:
         learned_positions=c["context_length"],
         token_types=f.integer("type_vocab_size", default=2),
         embedding_norm=True,
-        pooler=True,
+        pooler=not mlm,
         lm_head=False,
+        causal=False,
+        mlm_head=mlm,
+        architecture="BertForMaskedLM" if mlm else "BertModel",
     )
 
 
@@ -612,8 +628,6 @@ def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
         tokens_per_image=f.integer("mm_tokens_per_image", default=256),
         pooling_head=v.flag("vision_use_head", True),
     )
-    from dataclasses import replace
-
     return replace(text, family=family, vision=vision)
 
 
@@ -651,23 +665,66 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
 
 
+# The classes the native readers count: each family's causal LM (or, for Gemma 3, the
+# image-text-to-text model); for BERT the bare encoder and the masked-LM model.
+_NATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+_NATIVE_BERT = ("BertModel", "BertForMaskedLM")
+
+
+def _architecture(config: Mapping[str, Any]) -> str | None:
+    """The class ``architectures`` names (its first entry), if any."""
+    names = config.get("architectures")
+    if isinstance(names, list) and names and isinstance(names[0], str):
+        return names[0]
+    return None
+
+
+def _native_counts(model_type: str, architecture: str | None) -> bool:
+    if architecture is None:
+        return True
+    if model_type == "bert":
+        return architecture in _NATIVE_BERT
+    return architecture.endswith(_NATIVE_SUFFIXES)
+
+
 def spec_from_config(
     config: Mapping[str, Any], name: str = "model", where: str = "config"
 ) -> ModelSpec:
-    """The ModelSpec of a parsed config.json mapping."""
+    """The ModelSpec of a parsed config.json mapping: native where a family reader exists
+    for the class ``architectures`` names, else built by transformers (reference path)."""
+    from modelmem.model.sources import reference
+
     if not isinstance(config, Mapping):
         raise SourceError(where, "config must be a JSON object")
     model_type = config.get("model_type")
     if model_type is None:
         raise MissingFieldError("model_type", where)
-    reader = _READERS.get(model_type) if isinstance(model_type, str) else None
+    if not isinstance(model_type, str):
+        raise InvalidValueError("model_type", model_type, "must be a string")
+    reader = _READERS.get(model_type)
+    arch = _architecture(config)
+    notes: tuple[str, ...] = ()
+    if reader is not None and not _native_counts(model_type, arch):
+        if reference.reference_available():
+            reader = None
+        else:
+            notes = (
+                f"architectures names {arch}; counted the {model_type} language model instead "
+                f"(for {arch} itself: {reference.MEASURE_INSTALL})",
+            )
     if reader is None:
-        raise UnknownNameError("model_type", model_type, _READERS)
-    spec = reader(ConfigFields(config, where), name, model_type)
+        if not reference.reference_available():
+            raise reference.needs_measure(model_type)
+        spec = reference.spec_from_reference(config, name, where, architecture=arch)
+    else:
+        spec = reader(ConfigFields(config, where), name, model_type)
+        spec = replace(
+            spec,
+            architecture=spec.architecture or arch,
+            notes=(*spec.notes, *notes, "count path: native (exact)"),
+        )
     quant = config.get("quantization_config")
     if isinstance(quant, Mapping) and isinstance(quant.get("quant_method"), str):
-        from dataclasses import replace
-
         spec = replace(spec, quantization=quant["quant_method"])
     return spec
 
