@@ -112,6 +112,8 @@ def _cached_spec(key: str, name: str, where: str, architecture: str | None) -> M
         except Exception as e:  # any config error is the user's input
             raise SourceError(where, f"transformers {version} rejects it: {_one_line(e)}") from None
         cls, notes = _model_class(transformers, cfg, model_type, architecture)
+        if _text_class(cfg) is cls.config_class:  # a composite's text-only class
+            cfg = cfg.get_text_config()
         try:
             with torch.device("meta"):
                 model = cls._from_config(cfg)
@@ -145,7 +147,7 @@ def _model_class(
             isinstance(cls, type)
             and issubclass(cls, PreTrainedModel)
             and cls.config_class is not None
-            and isinstance(cfg, cls.config_class)
+            and (isinstance(cfg, cls.config_class) or _text_class(cfg) is cls.config_class)
         ):
             return cls, notes
         notes = (f"architectures names {architecture!r}, not a transformers class for this type",)
@@ -155,8 +157,16 @@ def _model_class(
         auto.MODEL_MAPPING,
     ):
         if type(cfg) in mapping:
-            return mapping[type(cfg)], notes
+            found = mapping[type(cfg)]
+            return (found[0] if isinstance(found, (list, tuple)) else found), notes
     raise InvalidValueError("model_type", model_type, "transformers has no model class for it")
+
+
+def _text_class(cfg: Any) -> Any:
+    """The text sub-config class of a composite config (what its causal LM is built from,
+    as AutoModelForCausalLM does), or None."""
+    sub = getattr(cfg, "sub_configs", None)
+    return sub.get("text_config") if isinstance(sub, Mapping) else None
 
 
 # ----------------------------------------------------------------- the module tree
@@ -262,9 +272,18 @@ def _inventory(model: Any, container: str | None) -> tuple[ParamTensor, ...]:
 # ------------------------------------------------------------------- the spec fields
 
 
+def _get(cfg: Any, name: str, default: Any = None) -> Any:
+    """An attribute of a transformers config; per-layer attributes of heterogeneous
+    configs refuse global access, and read as absent."""
+    try:
+        return getattr(cfg, name, default)
+    except Exception:  # transformers' AmbiguousGlobalPerLayerAttributeError and kin
+        return default
+
+
 def _first(cfg: Any, *names: str) -> Any:
     for n in names:
-        value = getattr(cfg, n, None)
+        value = _get(cfg, n)
         if value is not None and not isinstance(value, bool):
             return value
     return None
@@ -279,7 +298,7 @@ def _layer_kinds(
 ) -> tuple[AttentionLayer, ...]:
     """Each layer's token mixer: the config's ``layer_types`` where it names them, else
     read from the layer's parameters (an SSM's ``A_log``, a linear attention, a conv)."""
-    declared = getattr(text, "layer_types", None)
+    declared = _get(text, "layer_types")
     if isinstance(declared, (list, tuple)) and len(declared) == num_layers:
         kinds = [_LAYER_KINDS.get(str(k)) for k in declared]
         if all(k is not None for k in kinds):
@@ -308,22 +327,22 @@ def _attention(text: Any, hidden: int) -> AttentionSpec | None:
     if n_h is None:
         return None
     n_kv = _positive(_first(text, "num_key_value_heads", "num_kv_heads", "n_head_kv")) or n_h
-    kv_rank = _positive(getattr(text, "kv_lora_rank", None))
-    rope = _positive(getattr(text, "qk_rope_head_dim", None)) or 0
+    kv_rank = _positive(_get(text, "kv_lora_rank"))
+    rope = _positive(_get(text, "qk_rope_head_dim")) or 0
     if kv_rank is not None:  # multi-head latent attention
-        nope = _positive(getattr(text, "qk_nope_head_dim", None)) or 0
+        nope = _positive(_get(text, "qk_nope_head_dim")) or 0
         d = nope + rope
-        v = _positive(getattr(text, "v_head_dim", None)) or d
+        v = _positive(_get(text, "v_head_dim")) or d
         return AttentionSpec(
             num_heads=n_h,
             num_kv_heads=n_h,
             head_dim=d,
             v_head_dim=v,
-            q_lora_rank=_positive(getattr(text, "q_lora_rank", None)),
+            q_lora_rank=_positive(_get(text, "q_lora_rank")),
             kv_lora_rank=kv_rank,
             qk_rope_head_dim=rope,
         )
-    d = _positive(getattr(text, "head_dim", None)) or max(hidden // n_h, 1)
+    d = _positive(_get(text, "head_dim")) or max(hidden // n_h, 1)
     return AttentionSpec(num_heads=n_h, num_kv_heads=n_kv, head_dim=d, v_head_dim=d)
 
 
@@ -400,7 +419,7 @@ def _spec(
     if context is None:
         notes.append("the config states no context length")
     window = _positive(_first(text, "sliding_window", "attention_chunk_size"))
-    if getattr(text, "use_sliding_window", True) is False:
+    if _get(text, "use_sliding_window", True) is False:
         window = None
     attention = _attention(text, hidden)
     causal = bool(getattr(model, "can_generate", lambda: True)())
@@ -433,7 +452,7 @@ def _spec(
         mlp_layers=mlp_layers,
         moe=moe,
         ssm=_ssm(text, hidden) if "ssm" in kinds and attention is None else None,
-        tie_word_embeddings=bool(getattr(text, "tie_word_embeddings", False)),
+        tie_word_embeddings=bool(_get(text, "tie_word_embeddings", False)),
         lm_head=causal or any(t.component == P.LM_HEAD for t in inventory),
         causal=causal,
         count_path="reference",
