@@ -275,7 +275,75 @@ def mamba(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     return cfg
 
 
+@st.composite
+def table_family(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    """The decoder families of the native family table, every option they read."""
+    if model_type == "gptj":
+        n_h, d = draw(st.integers(1, 4)), draw(st.sampled_from([4, 8]))
+        return {
+            "model_type": "gptj",
+            "vocab_size": draw(st.integers(16, 300)),
+            "n_embd": n_h * d,
+            "n_head": n_h,
+            "n_layer": draw(st.integers(1, 3)),
+            "n_positions": draw(st.sampled_from([32, 64])),
+            "n_inner": draw(st.sampled_from([None, 24, 40])),
+            "rotary_dim": 2,
+            "tie_word_embeddings": draw(st.booleans()),
+            "pad_token_id": 0,
+        }
+    explicit = model_type in ("cohere2", "olmo2", "glm4", "smollm3", "exaone4", "granite")
+    cfg = base(draw, model_type, explicit_head_dim=explicit and draw(st.booleans()))
+    flags = {
+        "cohere": ("attention_bias", "use_qk_norm"),
+        "cohere2": ("attention_bias",),
+        "olmo2": ("attention_bias",),
+        "olmoe": ("attention_bias",),
+        "granite": ("attention_bias", "mlp_bias"),
+        "granitemoe": ("attention_bias",),
+        "starcoder2": ("use_bias",),
+        "phi": ("qk_layernorm",),
+        "stablelm": ("use_qkv_bias", "qk_layernorm", "use_parallel_residual"),
+        "glm4": ("attention_bias",),
+        "smollm3": ("attention_bias", "mlp_bias", "use_sliding_window"),
+        "exaone4": (),
+    }[model_type]
+    for flag in flags:
+        cfg[flag] = draw(st.booleans())
+    if model_type in ("starcoder2", "cohere2", "exaone4", "smollm3"):
+        cfg["sliding_window"] = draw(st.sampled_from([None, 16, 32]))
+    if model_type in ("cohere2", "exaone4"):
+        cfg["sliding_window_pattern"] = draw(st.integers(1, 3))
+    if model_type == "exaone4" and cfg["sliding_window"] is None:
+        # Exaone4Config cannot derive layer_types without a window (modulo by zero)
+        cfg["layer_types"] = ["full_attention"] * cfg["num_hidden_layers"]
+    if model_type in ("olmoe", "granitemoe"):
+        e = draw(st.integers(1, 4))
+        cfg["num_local_experts" if model_type == "granitemoe" else "num_experts"] = e
+        cfg["num_experts_per_tok"] = draw(st.integers(1, e))
+    if model_type == "phi":
+        cfg["partial_rotary_factor"] = 0.5
+    return cfg
+
+
+TABLE_FAMILIES = (
+    "cohere",
+    "cohere2",
+    "olmo2",
+    "olmoe",
+    "granite",
+    "granitemoe",
+    "starcoder2",
+    "phi",
+    "stablelm",
+    "gptj",
+    "glm4",
+    "smollm3",
+    "exaone4",
+)
+
 STRATEGIES = {
+    **{t: table_family for t in TABLE_FAMILIES},
     **{
         t: llama_like
         for t in (
@@ -325,3 +393,26 @@ def test_random_config_matches_transformers(model_type: str) -> None:
         assert_matches_reference(config)
 
     check()
+
+
+# Fields every config.json of these families states; the rest fall back to defaults.
+SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "n_embd",
+    "n_head",
+    "n_layer",
+)
+
+
+@pytest.mark.parametrize("model_type", TABLE_FAMILIES)
+def test_family_defaults_are_the_config_class_defaults(model_type: str) -> None:
+    """A config that omits every optional field reads as transformers fills it in."""
+    from .reference import transformers
+
+    full = transformers.CONFIG_MAPPING[model_type]().to_dict()
+    sparse = {"model_type": model_type, **{k: full[k] for k in SIZE_FIELDS if k in full}}
+    assert_matches_reference(sparse)

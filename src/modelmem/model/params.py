@@ -95,21 +95,107 @@ def _lm_head(spec: ModelSpec) -> Iterator[ParamTensor]:
 # --------------------------------------------------------------------- llama-style
 
 
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """Module names of a llama-style family in its transformers implementation. The
+    numbers (widths, biases, which norms) live in the spec; this says only what the
+    tensors are called, so that a new family is a row of data."""
+
+    base: str = "model"
+    layers: str = "layers"
+    embed: str = "embed_tokens"
+    attn: str = "self_attn"
+    o_proj: str = "o_proj"
+    qk_norms: tuple[str, str] = ("q_norm", "k_norm")
+    # Per-layer norms, the first ``spec.norms_per_layer`` of them.
+    layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    plain_mlp: tuple[str, str] = ("c_fc", "c_proj")  # up, down of a non-gated MLP
+    moe: str = "mlp"  # the module holding router and experts
+    router: str = "gate"
+    final_norm: str = "norm"
+
+
+_GEMMA_NORMS = (
+    "input_layernorm",
+    "post_attention_layernorm",
+    "pre_feedforward_layernorm",
+    "post_feedforward_layernorm",
+)
+_POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm")
+_NAMING: dict[str, Naming] = {
+    "gemma2": Naming(layer_norms=_GEMMA_NORMS),
+    "gemma3_text": Naming(layer_norms=_GEMMA_NORMS),
+    "gemma3": Naming(layer_norms=_GEMMA_NORMS),
+    "gpt_oss": Naming(router="router"),
+    "phimoe": Naming(router="router"),
+    "granitemoe": Naming(moe="block_sparse_moe", router="router"),
+    "olmo2": Naming(layer_norms=_POST_NORMS),
+    "exaone4": Naming(layer_norms=_POST_NORMS),
+    "glm4": Naming(
+        layer_norms=(
+            "input_layernorm",
+            "post_attention_layernorm",
+            "post_self_attn_layernorm",
+            "post_mlp_layernorm",
+        )
+    ),
+    "phi": Naming(
+        o_proj="dense",
+        qk_norms=("q_layernorm", "k_layernorm"),
+        plain_mlp=("fc1", "fc2"),
+        final_norm="final_layernorm",
+    ),
+    "stablelm": Naming(qk_norms=("q_layernorm", "k_layernorm")),
+    "gptj": Naming(
+        base="transformer",
+        layers="h",
+        embed="wte",
+        attn="attn",
+        o_proj="out_proj",
+        layer_norms=("ln_1",),
+        plain_mlp=("fc_in", "fc_out"),
+        final_norm="ln_f",
+    ),
+}
+_DEFAULT_NAMING = Naming()
+
+
+def _naming(spec: ModelSpec) -> Naming:
+    return _NAMING.get(spec.family, _DEFAULT_NAMING)
+
+
+def _qk_norms(
+    att: str, spec: ModelSpec, a: AttentionSpec, names: tuple[str, str]
+) -> Iterator[ParamTensor]:
+    """Norms on q and k, in the shape the family uses (see ``AttentionSpec.qk_norm_shape``)."""
+    layers, d = _layer_indices(spec), a.head_dim
+    for name, heads in zip(names, (a.num_heads, a.num_kv_heads), strict=True):
+        if a.qk_norm_shape == "head":
+            yield from _norm(f"{att}.{name}", d, spec, layers)
+        elif a.qk_norm_shape == "full":
+            yield ParamTensor(f"{att}.{name}.weight", (heads * d,), NORMS, "norm", layers)
+        elif a.qk_norm_shape == "matrix":
+            yield ParamTensor(f"{att}.{name}.weight", (heads, d), NORMS, "norm", layers)
+        else:  # one LayerNorm (no bias) per head
+            for j in range(heads):
+                yield ParamTensor(f"{att}.{name}.norms.{j}.weight", (d,), NORMS, "norm", layers)
+
+
 def _attention_llama(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
     """q/k/v/o projections (separate, or fused qkv_proj for Phi-3), q/k norms, sinks."""
-    h, layers = spec.hidden_size, _layer_indices(spec)
+    h, layers, names = spec.hidden_size, _layer_indices(spec), _naming(spec)
     q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
-    att = f"{prefix}.self_attn"
+    att = f"{prefix}.{names.attn}"
     if spec.layout == "phi3":
         yield from _linear(f"{att}.qkv_proj", h, q_out + 2 * kv_out, ATTENTION, layers, a.q_bias)
     else:
         yield from _linear(f"{att}.q_proj", h, q_out, ATTENTION, layers, a.q_bias)
         yield from _linear(f"{att}.k_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
         yield from _linear(f"{att}.v_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
-    yield from _linear(f"{att}.o_proj", a.num_heads * a.v_head_dim, h, ATTENTION, layers, a.o_bias)
+    o_in = a.num_heads * a.v_head_dim
+    yield from _linear(f"{att}.{names.o_proj}", o_in, h, ATTENTION, layers, a.o_bias)
     if a.qk_norm:
-        yield ParamTensor(f"{att}.q_norm.weight", (a.head_dim,), NORMS, "norm", layers)
-        yield ParamTensor(f"{att}.k_norm.weight", (a.head_dim,), NORMS, "norm", layers)
+        yield from _qk_norms(att, spec, a, names.qk_norms)
     if a.sinks:
         yield ParamTensor(f"{att}.sinks", (a.num_heads,), ATTENTION, "other", layers)
 
@@ -162,9 +248,9 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
         moe.num_experts,
         moe.expert_intermediate_size,
     )
-    mlp = f"{prefix}.mlp"
-    router = "router" if spec.family in ("gpt_oss", "phimoe") else "gate"
-    yield from _linear(f"{mlp}.{router}", h, e, ROUTER, layers, moe.router_bias)
+    names = _naming(spec)
+    mlp = f"{prefix}.{names.moe}"
+    yield from _linear(f"{mlp}.{names.router}", h, e, ROUTER, layers, moe.router_bias)
     if spec.family == "gpt_oss":  # gpt-oss stores experts transposed: [E, h, 2I] and [E, I, h]
         up_shape, down_shape = (e, h, 2 * width), (e, width, h)
     else:
@@ -188,32 +274,33 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
 
 def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
     """Llama, Mistral, Mixtral, Qwen 2/2.5/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, DeepSeek
-    V2/V3 and gpt-oss: pre-norm decoder blocks with rotary positions."""
-    base = "model.language_model" if spec.vision is not None else "model"
-    prefix = f"{base}.layers.{{i}}"
+    V2/V3, gpt-oss and the families of the naming table (Cohere, OLMo 2, OLMoE, Granite,
+    StarCoder2, Phi, StableLM, GPT-J, GLM-4, SmolLM3, EXAONE 4): decoder blocks of
+    attention and a gated, plain or MoE MLP, with the family's norms."""
+    names = _naming(spec)
+    base = "model.language_model" if spec.vision is not None else names.base
+    prefix = f"{base}.{names.layers}.{{i}}"
     h, all_layers = spec.hidden_size, _layer_indices(spec)
-    yield ParamTensor(f"{base}.embed_tokens.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield ParamTensor(f"{base}.{names.embed}.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     a = spec.attention
     assert a is not None
     yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
-    if spec.mlp is not None and "dense" in spec.mlp_layers:
-        yield from _gated_mlp(
-            f"{prefix}.mlp",
-            h,
-            spec.mlp.intermediate_size,
-            MLP,
-            _layer_indices(spec, "dense"),
-            spec.mlp.bias,
-            fused=spec.layout == "phi3",
-        )
+    m = spec.mlp
+    if m is not None and "dense" in spec.mlp_layers:
+        dense = _layer_indices(spec, "dense")
+        if m.gated:
+            fused = spec.layout == "phi3" or spec.family == "glm4"
+            mlp = f"{prefix}.mlp"
+            yield from _gated_mlp(mlp, h, m.intermediate_size, MLP, dense, m.bias, fused)
+        else:
+            up, down = (f"{prefix}.mlp.{n}" for n in names.plain_mlp)
+            yield from _linear(up, h, m.intermediate_size, MLP, dense, m.bias)
+            yield from _linear(down, m.intermediate_size, h, MLP, dense, m.bias)
     if spec.moe is not None and spec.is_moe:
         yield from _moe(prefix, spec, spec.moe)
-    norm_names: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
-    if spec.norms_per_layer == 4:  # Gemma 2/3 sandwich norms
-        norm_names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
-    for norm in norm_names:
+    for norm in names.layer_norms[: spec.norms_per_layer]:
         yield from _norm(f"{prefix}.{norm}", h, spec, all_layers)
-    yield from _norm(f"{base}.norm", h, spec, ())
+    yield from _norm(f"{base}.{names.final_norm}", h, spec, ())
     yield from _lm_head(spec)
 
 

@@ -19,6 +19,7 @@ from typing import Literal
 from modelmem.errors import InvalidValueError
 
 NormKind = Literal["rmsnorm", "layernorm"]
+QkNormShape = Literal["head", "full", "matrix", "per_head"]
 # Per-layer token mixer. Only "full" and "sliding" layers hold a KV cache; "linear"
 # (linear attention / gated delta-net), "ssm" (Mamba) and "conv" (short convolutions) hold
 # a fixed recurrent state instead.
@@ -79,7 +80,11 @@ class AttentionSpec:
     q_bias: bool = False
     kv_bias: bool = False
     o_bias: bool = False
-    qk_norm: bool = False  # per-head RMSNorm on q and k (Qwen3, Gemma 3)
+    qk_norm: bool = False  # norms on q and k (Qwen3, Gemma 3, OLMo 2, Cohere ...)
+    # Shape of those norms: one of width d ("head": Qwen3, Gemma 3, Phi), over all heads
+    # ("full": n_h·d and n_kv·d, OLMo 2 / OLMoE), one [heads, d] weight ("matrix": Cohere),
+    # or one LayerNorm of width d per head ("per_head": StableLM).
+    qk_norm_shape: QkNormShape = "head"
     sinks: bool = False  # learned per-head attention sink logits (gpt-oss)
     # Multi-head latent attention (DeepSeek V2/V3); None/0 for every other model.
     q_lora_rank: int | None = None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,8 @@ from modelmem.model.spec import (
     MlpSpec,
     ModelSpec,
     MoeSpec,
+    NormKind,
+    QkNormShape,
     SsmSpec,
     VisionSpec,
 )
@@ -631,6 +633,208 @@ def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
     return replace(text, family=family, vision=vision)
 
 
+# ----------------------------------------------------------- the family table
+
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """How one decoder family's config.json reads: the defaults of its transformers config
+    class for the fields it may omit, and the options its implementation applies. Module
+    names live in ``params.Naming``; a new family is a row here, a row there and a test."""
+
+    tie: bool = False  # tie_word_embeddings default
+    head_dim: int | None = None  # head_dim default (None: hidden_size / heads)
+    kv_heads: int | None = None  # num_key_value_heads default (None: = heads)
+    bias_field: str = "attention_bias"  # flag for biases on the attention projections
+    bias_default: bool = False
+    o_bias: bool | None = None  # bias on the output projection; None: as q/k/v
+    qk_norm: str | bool = False  # the config flag that turns q/k norms on, or always/never
+    qk_norm_shape: QkNormShape = "head"
+    norm: NormKind = "rmsnorm"
+    norm_bias: bool = False
+    norms: int = 2  # per-layer norms
+    parallel_field: str | None = None  # flag that makes one norm per layer (parallel block)
+    gated: bool = True
+    mlp_bias_field: str | None = None  # flag for MLP biases; None: no biases
+    mlp_bias_default: bool = False
+    lm_head_bias: bool = False
+    # Sliding windows: "none"; "all" layers when sliding_window is set; "pattern": every
+    # ``sliding_window_pattern``-th layer is full (layer_types, where given, win).
+    window: str = "none"
+    window_default: int | None = None
+    pattern_default: int = 4
+    moe: bool = False  # every layer MoE: experts of width intermediate_size, a router
+    experts_default: int = 8
+    top_k_default: int = 2
+
+
+_FAMILIES: dict[str, Family] = {
+    "cohere": Family(
+        tie=True, qk_norm="use_qk_norm", qk_norm_shape="matrix", norm="layernorm", norms=1
+    ),
+    "cohere2": Family(tie=True, norm="layernorm", norms=1, window="pattern", window_default=4096),
+    "olmo2": Family(qk_norm=True, qk_norm_shape="full"),
+    "olmoe": Family(
+        qk_norm=True, qk_norm_shape="full", moe=True, experts_default=64, top_k_default=8
+    ),
+    "granite": Family(mlp_bias_field="mlp_bias"),
+    "granitemoe": Family(moe=True),
+    "starcoder2": Family(
+        tie=True,
+        kv_heads=2,
+        bias_field="use_bias",
+        bias_default=True,
+        norm="layernorm",
+        norm_bias=True,
+        gated=False,
+        mlp_bias_field="use_bias",
+        mlp_bias_default=True,
+        window="all",
+    ),
+    "phi": Family(
+        bias_field="",
+        bias_default=True,
+        qk_norm="qk_layernorm",
+        norm="layernorm",
+        norm_bias=True,
+        norms=1,
+        gated=False,
+        mlp_bias_default=True,
+        mlp_bias_field="",
+        lm_head_bias=True,
+    ),
+    "stablelm": Family(
+        bias_field="use_qkv_bias",
+        o_bias=False,
+        qk_norm="qk_layernorm",
+        qk_norm_shape="per_head",
+        norm="layernorm",
+        norm_bias=True,
+        parallel_field="use_parallel_residual",
+    ),
+    "gptj": Family(
+        bias_field="",
+        norm="layernorm",
+        norm_bias=True,
+        norms=1,
+        gated=False,
+        mlp_bias_field="",
+        mlp_bias_default=True,
+        lm_head_bias=True,
+    ),
+    "glm4": Family(head_dim=128, kv_heads=2, bias_default=True, o_bias=False, norms=4),
+    "smollm3": Family(tie=True, kv_heads=4, mlp_bias_field="mlp_bias", window="smollm3"),
+    "exaone4": Family(qk_norm=True, window="pattern", window_default=4096),
+}
+
+
+def _flag(f: ConfigFields, name: str | None, default: bool) -> bool:
+    """A family option: read from ``name`` ("" or None: fixed at ``default``)."""
+    return f.flag(name, default) if name else default
+
+
+def _family_windows(
+    f: ConfigFields, fam: Family, num_layers: int
+) -> tuple[tuple[AttentionLayer, ...], int | None]:
+    if fam.window == "none":
+        return _all_full(num_layers), None
+    if fam.window == "smollm3":  # sliding only where use_sliding_window (and layer_types)
+        window = f.opt_integer("sliding_window") if f.flag("use_sliding_window", False) else None
+        explicit = f.layer_types(num_layers)
+        if explicit is not None:
+            return _window_layers(f, num_layers, window)
+        return _all_full(num_layers), None
+    window = f.opt_integer("sliding_window") if "sliding_window" in f.config else fam.window_default
+    if fam.window == "all":
+        return _window_layers(f, num_layers, window)
+    raw = f.config.get("sliding_window_pattern", fam.pattern_default)
+    if isinstance(raw, str) and raw and set(raw) <= {"L", "G"}:  # EXAONE 4: "LLLG"
+        text = raw
+        pattern: Callable[[int], bool] = lambda i: text[i % len(text)] == "L"  # noqa: E731
+    else:
+        every = f.integer("sliding_window_pattern", default=fam.pattern_default)
+        pattern = lambda i: bool((i + 1) % every)  # noqa: E731
+    return _window_layers(f, num_layers, window, pattern)
+
+
+def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """A decoder family of the table: Cohere 1/2, OLMo 2, OLMoE, Granite (+MoE),
+    StarCoder2, Phi (1/1.5/2), StableLM, GPT-J, GLM-4, SmolLM3, EXAONE 4."""
+    fam = _FAMILIES[family]
+    c: dict[str, Any]
+    if family == "gptj":  # GPTJConfig's GPT-2 style names
+        c = {
+            "name": name,
+            "family": family,
+            "vocab_size": f.integer("vocab_size", default=50400),
+            "hidden_size": f.integer("n_embd", "hidden_size", default=4096),
+            "num_layers": f.integer("n_layer", "num_hidden_layers", default=28),
+            "context_length": f.integer("n_positions", "max_position_embeddings", default=2048),
+            "tie_word_embeddings": f.flag("tie_word_embeddings", fam.tie),
+        }
+        n_h = f.integer("n_head", "num_attention_heads", default=16)
+        n_kv, d = n_h, c["hidden_size"] // n_h
+        width = f.integer("n_inner", default=4 * c["hidden_size"])
+    else:
+        c = _common(f, name, family, tie_default=fam.tie)
+        cfg = f.config
+        if fam.kv_heads is not None and "num_key_value_heads" not in cfg:
+            f = ConfigFields({**cfg, "num_key_value_heads": fam.kv_heads}, f.where, f.prefix)
+        n_h, n_kv, d = _heads(f, c["hidden_size"], head_dim_default=fam.head_dim)
+        width = 0 if fam.moe else f.integer("intermediate_size")
+    num_layers = c["num_layers"]
+    bias = _flag(f, fam.bias_field, fam.bias_default)
+    qk_norm = fam.qk_norm if isinstance(fam.qk_norm, bool) else f.flag(fam.qk_norm, False)
+    attention = AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_kv,
+        head_dim=d,
+        v_head_dim=d,
+        q_bias=bias,
+        kv_bias=bias,
+        o_bias=bias if fam.o_bias is None else fam.o_bias,
+        qk_norm=qk_norm,
+        qk_norm_shape=fam.qk_norm_shape,
+    )
+    attention_layers, window = _family_windows(f, fam, num_layers)
+    moe = None
+    mlp = None
+    if fam.moe:
+        moe = _checked_moe(
+            f,
+            MoeSpec(
+                num_experts=f.integer(
+                    "num_local_experts", "num_experts", default=fam.experts_default
+                ),
+                experts_per_token=f.integer("num_experts_per_tok", default=fam.top_k_default),
+                expert_intermediate_size=f.integer("intermediate_size"),
+            ),
+        )
+    else:
+        mlp = MlpSpec(
+            intermediate_size=width,
+            gated=fam.gated,
+            bias=_flag(f, fam.mlp_bias_field, fam.mlp_bias_default),
+            activation=f.text("hidden_act", f.text("activation_function", "silu")),
+        )
+    parallel = bool(fam.parallel_field) and f.flag(fam.parallel_field or "", False)
+    return ModelSpec(
+        **c,
+        layout="llama",
+        attention=attention,
+        attention_layers=attention_layers,
+        sliding_window=window,
+        mlp=mlp,
+        mlp_layers=_all_mlp("moe" if fam.moe else "dense", num_layers),
+        moe=moe,
+        norm=fam.norm,
+        norm_bias=fam.norm_bias,
+        norms_per_layer=1 if parallel else fam.norms,
+        parallel_residual=parallel or fam.norms == 1,
+        lm_head_bias=fam.lm_head_bias,
+    )
+
+
 _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     **{
         t: _llama_like
@@ -660,6 +864,7 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     "bert": _bert,
     "mamba": _mamba,
     "falcon_mamba": _mamba,
+    **{t: _table_family for t in _FAMILIES},
 }
 
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = tuple(sorted(_READERS))
