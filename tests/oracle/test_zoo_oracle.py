@@ -81,3 +81,29 @@ def test_zoo_counts_equal_the_meta_device_count() -> None:
     assert not mismatched, mismatched
     assert not refused_badly, refused_badly
     assert built >= 150  # the pinned transformers builds 173 of its 189 causal LMs
+
+
+ENCODERS = (
+    ("bert", "BertForMaskedLM"),
+    ("bert", "BertForSequenceClassification"),
+    ("roberta", "RobertaForMaskedLM"),
+    ("xlm-roberta", "XLMRobertaForMaskedLM"),
+    ("xlm-roberta", "XLMRobertaForTokenClassification"),
+    ("deberta-v2", "DebertaV2ForMaskedLM"),
+    ("modernbert", "ModernBertForMaskedLM"),
+)
+
+
+@pytest.mark.parametrize(("model_type", "architecture"), ENCODERS)
+def test_encoders_count_the_class_architectures_names(model_type: str, architecture: str) -> None:
+    config = transformers.CONFIG_MAPPING[model_type]().to_dict()
+    config.update(model_type=model_type, architectures=[architecture])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cls = getattr(transformers, architecture)
+        with torch.device("meta"):
+            model = cls(transformers.CONFIG_MAPPING[model_type]())
+    spec = spec_from_config(config)
+    assert spec.architecture == architecture
+    assert count_params(spec).total == sum(p.numel() for p in model.parameters())
+    assert not spec.has_kv_cache  # an encoder keeps no cache

@@ -21,9 +21,10 @@ from modelmem.errors import InvalidValueError
 NormKind = Literal["rmsnorm", "layernorm"]
 QkNormShape = Literal["head", "full", "matrix", "per_head"]
 # Per-layer token mixer. Only "full" and "sliding" layers hold a KV cache; "linear"
-# (linear attention / gated delta-net), "ssm" (Mamba) and "conv" (short convolutions) hold
-# a fixed recurrent state instead.
-AttentionLayer = Literal["full", "sliding", "linear", "ssm", "conv"]
+# (linear attention, gated delta-net, RG-LRU), "ssm" (Mamba 1/2) and "conv" (short
+# convolutions) hold a fixed recurrent state instead; "none" layers mix no tokens (the
+# MLP-only layers of Nemotron-H).
+AttentionLayer = Literal["full", "sliding", "linear", "ssm", "conv", "none"]
 MlpLayer = Literal["dense", "moe"]
 # How the blocks of the implementation are laid out. It decides module names (which
 # LoRA targets refer to) and a few legacy shapes; the numbers live in the fields below.

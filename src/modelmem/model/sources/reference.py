@@ -293,33 +293,49 @@ def _positive(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+# Parameters of an attention block, by the module names transformers' implementations use.
+_ATTENTION_NAMES = re.compile(
+    r"(^|[ .])(self_attn|self_attention|attention|attn|multi_head_attention|"
+    r"q_proj|k_proj|qkv_proj|query_key_value|c_attn|Wqkv|wqkv|Wq|query)\."
+)
+
+
 def _layer_kinds(
     text: Any, inventory: tuple[ParamTensor, ...], num_layers: int, window: int | None
 ) -> tuple[AttentionLayer, ...]:
-    """Each layer's token mixer: the config's ``layer_types`` where it names them, else
-    read from the layer's parameters (an SSM's ``A_log``, a linear attention, a conv)."""
+    """Each layer's token mixer, read from its parameters (an attention's projections, a
+    Mamba mixer's ``A_log``, a gated delta-net's ``linear_attn``, an RG-LRU, a short
+    convolution); the config's ``layer_types`` tells sliding from full attention.
+    transformers labels every recurrent layer "linear_attention", so its label alone
+    cannot tell a Mamba layer from a linear attention."""
     declared = _get(text, "layer_types")
-    if isinstance(declared, (list, tuple)) and len(declared) == num_layers:
-        kinds = [_LAYER_KINDS.get(str(k)) for k in declared]
-        if all(k is not None for k in kinds):
-            return tuple(k for k in kinds if k is not None)
-    per_layer: list[set[str]] = [set() for _ in range(num_layers)]
+    if not (isinstance(declared, (list, tuple)) and len(declared) == num_layers):
+        declared = None
+    per_layer: list[list[str]] = [[] for _ in range(num_layers)]
     for t in inventory:
         for i in t.layers:
             if i < num_layers:
-                per_layer[i].add(t.name)
-    kinds_read: list[AttentionLayer] = []
-    for names in per_layer:
+                per_layer[i].append(t.name.split("{i}.", 1)[-1])
+    kinds: list[AttentionLayer] = []
+    for i, names in enumerate(per_layer):
         joined = " ".join(names)
-        if "linear_attn" in joined:
-            kinds_read.append("linear")
-        elif "A_log" in joined and not re.search(r"self_attn|attention\.", joined):
-            kinds_read.append("ssm")
-        elif "conv" in joined and not re.search(r"attn|attention", joined):
-            kinds_read.append("conv")
+        label = _LAYER_KINDS.get(str(declared[i])) if declared is not None else None
+        recurrent = "A_log" in joined or "mamba" in joined
+        if "linear_attn" in joined or (label == "linear" and not recurrent):
+            kinds.append("linear")  # gated delta-net, lightning attention, RG-LRU
+        elif label not in ("linear", "ssm", "conv") and _ATTENTION_NAMES.search(joined):
+            # (a hybrid layer with an SSM beside its attention keeps a KV cache too)
+            sliding = label == "sliding" if label in ("full", "sliding") else bool(window)
+            kinds.append("sliding" if sliding else "full")
+        elif recurrent:
+            kinds.append("ssm")
+        elif "rg_lru" in joined or "recurrent" in joined or "temporal" in joined:
+            kinds.append("linear")
+        elif "conv" in joined:
+            kinds.append("conv")
         else:
-            kinds_read.append("sliding" if window else "full")
-    return tuple(kinds_read)
+            kinds.append("none")
+    return tuple(kinds)
 
 
 def _attention(text: Any, hidden: int) -> AttentionSpec | None:
@@ -426,6 +442,17 @@ def _spec(
     kinds = _layer_kinds(text, inventory, num_layers, window)
     if not any(k in ("full", "sliding") for k in kinds):
         attention = None
+    stateful = sum(k in ("linear", "ssm", "conv") for k in kinds)
+    if stateful and attention is not None:
+        notes.append(
+            f"cache: the KV of the attention layers only; the fixed recurrent state of "
+            f"{stateful} linear-attention/SSM/convolution layers is not priced"
+        )
+    elif stateful:
+        notes.append(
+            "cache: recurrent state priced as Mamba-1's (conv inner×kernel + SSM inner×state "
+            "per layer); other recurrent layouts differ"
+        )
     moe, expert_layers = _moe(text, inventory, notes)
     width = _positive(_first(text, "intermediate_size", "n_inner", "ffn_dim", "ffn_hidden_size"))
     gated = any(
