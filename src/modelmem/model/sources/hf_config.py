@@ -923,11 +923,9 @@ def spec_from_config(
         spec = reference.spec_from_reference(config, name, where, architecture=arch)
     else:
         spec = reader(ConfigFields(config, where), name, model_type)
-        spec = replace(
-            spec,
-            architecture=spec.architecture or arch,
-            notes=(*spec.notes, *notes, "count path: native (exact)"),
-        )
+        # (the class is recorded where it changes the count, as for BERT's heads: a spec
+        # equals the one read from the same model's GGUF header)
+        spec = replace(spec, notes=(*spec.notes, *notes, "count path: native (exact)"))
     quant = config.get("quantization_config")
     if isinstance(quant, Mapping) and isinstance(quant.get("quant_method"), str):
         spec = replace(spec, quantization=quant["quant_method"])
