@@ -286,3 +286,13 @@ def test_reference_path_fills_the_fields_estimates_need() -> None:
     assert any("count path: reference" in n for n in spec.notes)
     with pytest.raises(UnknownNameError):
         spec_from_config({"model_type": "no_such_model_type"})
+
+
+def test_coverage_table_lists_every_native_family() -> None:
+    from modelmem.model.sources.hf_config import SUPPORTED_MODEL_TYPES
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "coverage.md").read_text()
+    missing = [
+        t for t in SUPPORTED_MODEL_TYPES if t != "bert" and f"| `{t}` | native |" not in table
+    ]
+    assert not missing, missing
