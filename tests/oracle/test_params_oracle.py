@@ -292,7 +292,16 @@ def table_family(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
             "tie_word_embeddings": draw(st.booleans()),
             "pad_token_id": 0,
         }
-    explicit = model_type in ("cohere2", "olmo2", "glm4", "smollm3", "exaone4", "granite")
+    explicit = model_type in (
+        "cohere2",
+        "olmo2",
+        "glm4",
+        "glm4_moe",
+        "llama4_text",
+        "smollm3",
+        "exaone4",
+        "granite",
+    )
     cfg = base(draw, model_type, explicit_head_dim=explicit and draw(st.booleans()))
     flags = {
         "cohere": ("attention_bias", "use_qk_norm"),
@@ -305,6 +314,8 @@ def table_family(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
         "phi": ("qk_layernorm",),
         "stablelm": ("use_qkv_bias", "qk_layernorm", "use_parallel_residual"),
         "glm4": ("attention_bias",),
+        "glm4_moe": ("attention_bias",),
+        "llama4_text": ("attention_bias",),
         "smollm3": ("attention_bias", "mlp_bias", "use_sliding_window"),
         "exaone4": (),
     }[model_type]
@@ -323,6 +334,32 @@ def table_family(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
         cfg["num_experts_per_tok"] = draw(st.integers(1, e))
     if model_type == "phi":
         cfg["partial_rotary_factor"] = 0.5
+    if model_type == "glm4_moe":
+        e = draw(st.integers(1, 4))
+        cfg.update(
+            n_routed_experts=e,
+            num_experts_per_tok=draw(st.integers(1, e)),
+            n_shared_experts=draw(st.integers(1, 2)),
+            moe_intermediate_size=draw(st.integers(4, 16)),
+            first_k_dense_replace=draw(st.integers(0, 2)),
+            use_qk_norm=draw(st.booleans()),
+            n_group=1,
+            topk_group=1,
+        )
+    if model_type == "llama4_text":
+        e = draw(st.integers(1, 4))
+        cfg.update(
+            intermediate_size_mlp=draw(st.integers(8, 64)),
+            num_local_experts=e,
+            num_experts_per_tok=draw(st.integers(1, e)),
+            interleave_moe_layer_step=draw(st.integers(1, 3)),
+            attention_chunk_size=draw(st.sampled_from([16, 64])),
+            no_rope_layer_interval=draw(st.integers(1, 4)),
+            use_qk_norm=draw(st.booleans()),
+        )
+        if draw(st.booleans()):
+            layers = cfg["num_hidden_layers"]
+            cfg["moe_layers"] = draw(st.lists(st.integers(0, layers - 1), max_size=3, unique=True))
     return cfg
 
 
@@ -338,6 +375,8 @@ TABLE_FAMILIES = (
     "stablelm",
     "gptj",
     "glm4",
+    "glm4_moe",
+    "llama4_text",
     "smollm3",
     "exaone4",
 )

@@ -109,9 +109,12 @@ class Naming:
     qk_norms: tuple[str, str] = ("q_norm", "k_norm")
     # Per-layer norms, the first ``spec.norms_per_layer`` of them.
     layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    mlp: str = "mlp"  # the dense feed-forward module
     plain_mlp: tuple[str, str] = ("c_fc", "c_proj")  # up, down of a non-gated MLP
     moe: str = "mlp"  # the module holding router and experts
     router: str = "gate"
+    shared: str = "shared_expert"  # the always-active shared expert MLP
+    experts_transposed: bool = False  # experts stored [E, h, 2I] and [E, I, h]
     final_norm: str = "norm"
 
 
@@ -126,7 +129,13 @@ _NAMING: dict[str, Naming] = {
     "gemma2": Naming(layer_norms=_GEMMA_NORMS),
     "gemma3_text": Naming(layer_norms=_GEMMA_NORMS),
     "gemma3": Naming(layer_norms=_GEMMA_NORMS),
-    "gpt_oss": Naming(router="router"),
+    "gpt_oss": Naming(router="router", experts_transposed=True),
+    "deepseek_v2": Naming(shared="shared_experts"),
+    "deepseek_v3": Naming(shared="shared_experts"),
+    "glm4_moe": Naming(shared="shared_experts"),
+    "llama4_text": Naming(
+        mlp="feed_forward", moe="feed_forward", router="router", experts_transposed=True
+    ),
     "phimoe": Naming(router="router"),
     "granitemoe": Naming(moe="block_sparse_moe", router="router"),
     "olmo2": Naming(layer_norms=_POST_NORMS),
@@ -251,7 +260,7 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
     names = _naming(spec)
     mlp = f"{prefix}.{names.moe}"
     yield from _linear(f"{mlp}.{names.router}", h, e, ROUTER, layers, moe.router_bias)
-    if spec.family == "gpt_oss":  # gpt-oss stores experts transposed: [E, h, 2I] and [E, I, h]
+    if names.experts_transposed:  # gpt-oss, Llama 4: [E, h, 2I] and [E, I, h]
         up_shape, down_shape = (e, h, 2 * width), (e, width, h)
     else:
         up_shape, down_shape = (e, 2 * width, h), (e, h, width)
@@ -264,9 +273,14 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
     if moe.expert_bias:
         yield ParamTensor(f"{mlp}.experts.down_proj_bias", (e, h), EXPERTS, "expert", layers)
     if moe.shared_intermediate_size:
-        shared = "shared_experts" if spec.layout == "deepseek" else "shared_expert"
         yield from _gated_mlp(
-            f"{mlp}.{shared}", h, moe.shared_intermediate_size, SHARED_EXPERTS, layers, False, False
+            f"{mlp}.{names.shared}",
+            h,
+            moe.shared_intermediate_size,
+            SHARED_EXPERTS,
+            layers,
+            False,
+            False,
         )
     if moe.shared_expert_gate:
         yield from _linear(f"{mlp}.shared_expert_gate", h, 1, SHARED_EXPERTS, layers, False)
@@ -290,10 +304,10 @@ def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
         dense = _layer_indices(spec, "dense")
         if m.gated:
             fused = spec.layout == "phi3" or spec.family == "glm4"
-            mlp = f"{prefix}.mlp"
+            mlp = f"{prefix}.{names.mlp}"
             yield from _gated_mlp(mlp, h, m.intermediate_size, MLP, dense, m.bias, fused)
         else:
-            up, down = (f"{prefix}.mlp.{n}" for n in names.plain_mlp)
+            up, down = (f"{prefix}.{names.mlp}.{n}" for n in names.plain_mlp)
             yield from _linear(up, h, m.intermediate_size, MLP, dense, m.bias)
             yield from _linear(down, m.intermediate_size, h, MLP, dense, m.bias)
     if spec.moe is not None and spec.is_moe:

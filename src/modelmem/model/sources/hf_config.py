@@ -663,9 +663,20 @@ class Family:
     window: str = "none"
     window_default: int | None = None
     pattern_default: int = 4
-    moe: bool = False  # every layer MoE: experts of width intermediate_size, a router
+    # MoE layers: "" none; "all"; "first_dense" (the first ``first_k_dense_replace``
+    # layers dense); "listed" (``moe_layers``, else every ``interleave_moe_layer_step``-th)
+    moe: str = ""
+    experts_field: str = "num_local_experts"
     experts_default: int = 8
     top_k_default: int = 2
+    expert_width_field: str = "intermediate_size"
+    expert_width_default: int | None = None  # None: the field is required
+    dense_width_field: str = "intermediate_size"
+    dense_width_default: int | None = None
+    # Shared expert: "" none; "n_shared" (n_shared_experts × the expert width, DeepSeek
+    # style); "one" (one MLP of the expert width, Llama 4)
+    shared: str = ""
+    first_dense_default: int = 0
 
 
 _FAMILIES: dict[str, Family] = {
@@ -675,10 +686,39 @@ _FAMILIES: dict[str, Family] = {
     "cohere2": Family(tie=True, norm="layernorm", norms=1, window="pattern", window_default=4096),
     "olmo2": Family(qk_norm=True, qk_norm_shape="full"),
     "olmoe": Family(
-        qk_norm=True, qk_norm_shape="full", moe=True, experts_default=64, top_k_default=8
+        qk_norm=True,
+        qk_norm_shape="full",
+        moe="all",
+        experts_field="num_experts",
+        experts_default=64,
+        top_k_default=8,
     ),
     "granite": Family(mlp_bias_field="mlp_bias"),
-    "granitemoe": Family(moe=True),
+    "granitemoe": Family(moe="all"),
+    "glm4_moe": Family(
+        kv_heads=8,
+        o_bias=False,
+        qk_norm="use_qk_norm",
+        moe="first_dense",
+        experts_field="n_routed_experts",
+        experts_default=128,
+        top_k_default=8,
+        expert_width_field="moe_intermediate_size",
+        expert_width_default=1408,
+        shared="n_shared",
+        first_dense_default=1,
+    ),
+    "llama4_text": Family(
+        head_dim=128,
+        kv_heads=8,
+        window="llama4",
+        moe="listed",
+        experts_default=16,
+        top_k_default=1,
+        dense_width_field="intermediate_size_mlp",
+        dense_width_default=16384,
+        shared="one",
+    ),
     "starcoder2": Family(
         tie=True,
         kv_heads=2,
@@ -728,6 +768,9 @@ _FAMILIES: dict[str, Family] = {
 }
 
 
+_CHUNKED = {"chunked_attention": "sliding_attention"}
+
+
 def _flag(f: ConfigFields, name: str | None, default: bool) -> bool:
     """A family option: read from ``name`` ("" or None: fixed at ``default``)."""
     return f.flag(name, default) if name else default
@@ -738,6 +781,27 @@ def _family_windows(
 ) -> tuple[tuple[AttentionLayer, ...], int | None]:
     if fam.window == "none":
         return _all_full(num_layers), None
+    if fam.window == "llama4":  # chunked attention, every no_rope_layer_interval-th full
+        chunk = (
+            f.opt_integer("attention_chunk_size") if "attention_chunk_size" in f.config else 8192
+        )
+        if "layer_types" in f.config:
+            raw = f.config["layer_types"]
+            if isinstance(raw, list):  # chunked attention caches at most one chunk
+                f = ConfigFields(
+                    {**f.config, "layer_types": [_CHUNKED.get(k, k) for k in raw]},
+                    f.where,
+                    f.prefix,
+                )
+            return _window_layers(f, num_layers, chunk)
+        no_rope = f.int_list("no_rope_layers")
+        if not no_rope:
+            every = f.integer("no_rope_layer_interval", default=4)
+            no_rope = [int((i + 1) % every != 0) for i in range(num_layers)]
+        kinds = tuple(_sliding_or_full(bool(chunk) and bool(n)) for n in no_rope[:num_layers])
+        if len(kinds) != num_layers:
+            raise InvalidValueError(f.prefix + "no_rope_layers", no_rope, f"must list {num_layers}")
+        return kinds, (chunk if "sliding" in kinds else None)
     if fam.window == "smollm3":  # sliding only where use_sliding_window (and layer_types)
         window = f.opt_integer("sliding_window") if f.flag("use_sliding_window", False) else None
         explicit = f.layer_types(num_layers)
@@ -755,6 +819,44 @@ def _family_windows(
         every = f.integer("sliding_window_pattern", default=fam.pattern_default)
         pattern = lambda i: bool((i + 1) % every)  # noqa: E731
     return _window_layers(f, num_layers, window, pattern)
+
+
+def _sized(f: ConfigFields, name: str, default: int | None) -> int:
+    return f.integer(name) if default is None else f.integer(name, default=default)
+
+
+def _family_moe(
+    f: ConfigFields, fam: Family, num_layers: int
+) -> tuple[tuple[MlpLayer, ...], MoeSpec | None]:
+    """Which layers of a table family are MoE, and their experts."""
+    if not fam.moe:
+        return _all_mlp("dense", num_layers), None
+    if fam.moe == "first_dense":
+        first = f.integer("first_k_dense_replace", default=fam.first_dense_default, minimum=0)
+        kinds = tuple(_moe_or_dense(i >= first) for i in range(num_layers))
+    elif fam.moe == "listed":  # Llama4TextConfig: moe_layers, else every step-th layer
+        listed = set(f.int_list("moe_layers"))
+        if f.config.get("moe_layers") is None:
+            step = f.integer("interleave_moe_layer_step", default=1)
+            listed = set(range(step - 1, num_layers, step))
+        kinds = tuple(_moe_or_dense(i in listed) for i in range(num_layers))
+    else:
+        kinds = _all_mlp("moe", num_layers)
+    if "moe" not in kinds:
+        return kinds, None
+    width = _sized(f, fam.expert_width_field, fam.expert_width_default)
+    shared = 0
+    if fam.shared == "n_shared":
+        shared = width * f.integer("n_shared_experts", default=1, minimum=0)
+    elif fam.shared == "one":
+        shared = width
+    moe = MoeSpec(
+        num_experts=f.integer(fam.experts_field, default=fam.experts_default),
+        experts_per_token=f.integer("num_experts_per_tok", default=fam.top_k_default),
+        expert_intermediate_size=width,
+        shared_intermediate_size=shared,
+    )
+    return kinds, _checked_moe(f, moe)
 
 
 def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
@@ -781,7 +883,7 @@ def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
         if fam.kv_heads is not None and "num_key_value_heads" not in cfg:
             f = ConfigFields({**cfg, "num_key_value_heads": fam.kv_heads}, f.where, f.prefix)
         n_h, n_kv, d = _heads(f, c["hidden_size"], head_dim_default=fam.head_dim)
-        width = 0 if fam.moe else f.integer("intermediate_size")
+        width = 0
     num_layers = c["num_layers"]
     bias = _flag(f, fam.bias_field, fam.bias_default)
     qk_norm = fam.qk_norm if isinstance(fam.qk_norm, bool) else f.flag(fam.qk_norm, False)
@@ -797,22 +899,11 @@ def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
         qk_norm_shape=fam.qk_norm_shape,
     )
     attention_layers, window = _family_windows(f, fam, num_layers)
-    moe = None
+    mlp_layers, moe = _family_moe(f, fam, num_layers)
     mlp = None
-    if fam.moe:
-        moe = _checked_moe(
-            f,
-            MoeSpec(
-                num_experts=f.integer(
-                    "num_local_experts", "num_experts", default=fam.experts_default
-                ),
-                experts_per_token=f.integer("num_experts_per_tok", default=fam.top_k_default),
-                expert_intermediate_size=f.integer("intermediate_size"),
-            ),
-        )
-    else:
+    if "dense" in mlp_layers:
         mlp = MlpSpec(
-            intermediate_size=width,
+            intermediate_size=width or _sized(f, fam.dense_width_field, fam.dense_width_default),
             gated=fam.gated,
             bias=_flag(f, fam.mlp_bias_field, fam.mlp_bias_default),
             activation=f.text("hidden_act", f.text("activation_function", "silu")),
@@ -825,7 +916,7 @@ def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
         attention_layers=attention_layers,
         sliding_window=window,
         mlp=mlp,
-        mlp_layers=_all_mlp("moe" if fam.moe else "dense", num_layers),
+        mlp_layers=mlp_layers,
         moe=moe,
         norm=fam.norm,
         norm_bias=fam.norm_bias,
