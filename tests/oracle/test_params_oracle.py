@@ -381,6 +381,31 @@ TABLE_FAMILIES = (
     "exaone4",
 )
 
+
+@st.composite
+def mamba2(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    hidden = draw(st.sampled_from([8, 16, 24]))
+    expand = draw(st.sampled_from([1, 2]))
+    head_dim = draw(st.sampled_from([4, 8]))
+    groups = draw(st.sampled_from([1, 2]))
+    return {
+        "model_type": model_type,
+        "vocab_size": draw(st.integers(16, 300)),
+        "hidden_size": hidden,
+        "num_hidden_layers": draw(st.integers(1, 3)),
+        "expand": expand,
+        "head_dim": head_dim,
+        "num_heads": expand * hidden // head_dim,
+        "n_groups": groups,
+        "state_size": draw(st.sampled_from([4, 16])),
+        "conv_kernel": draw(st.sampled_from([2, 4])),
+        "use_bias": draw(st.booleans()),
+        "use_conv_bias": draw(st.booleans()),
+        "tie_word_embeddings": draw(st.booleans()),
+        "pad_token_id": 0,
+    }
+
+
 STRATEGIES = {
     **{t: table_family for t in TABLE_FAMILIES},
     **{
@@ -411,6 +436,7 @@ STRATEGIES = {
     "bert": bert,
     "mamba": mamba,
     "falcon_mamba": mamba,
+    "mamba2": mamba2,
 }
 
 

@@ -462,6 +462,11 @@ def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
     mix = f"{p}.mixer"
     yield ParamTensor("backbone.embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     yield from _norm(f"{p}.norm", h, spec, layers)
+    if s.num_heads:
+        yield from _mamba2_mixer(mix, spec, layers)
+        yield from _norm("backbone.norm_f", h, spec, ())
+        yield from _lm_head(spec)
+        return
     yield ParamTensor(f"{mix}.A_log", (d, n), SSM, "other", layers)
     yield ParamTensor(f"{mix}.D", (d,), SSM, "other", layers)
     yield ParamTensor(f"{mix}.conv1d.weight", (d, 1, s.conv_kernel), SSM, "other", layers)
@@ -473,6 +478,26 @@ def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield from _linear(f"{mix}.out_proj", d, h, SSM, layers, s.proj_bias)
     yield from _norm("backbone.norm_f", h, spec, ())
     yield from _lm_head(spec)
+
+
+def _mamba2_mixer(mix: str, spec: ModelSpec, layers: tuple[int, ...]) -> Iterator[ParamTensor]:
+    """Mamba-2 mixer (arXiv:2405.21060): in_proj h -> z, x, B, C, dt (D + conv + heads),
+    depthwise conv over x, B, C, per-head dt_bias, A_log and D, a gated RMSNorm over D and
+    out_proj D -> h."""
+    s = spec.ssm
+    assert s is not None
+    d, heads, conv = s.inner_size, s.num_heads, s.conv_channels
+    yield ParamTensor(f"{mix}.dt_bias", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.A_log", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.D", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.conv1d.weight", (conv, 1, s.conv_kernel), SSM, "other", layers)
+    if s.conv_bias:
+        yield ParamTensor(f"{mix}.conv1d.bias", (conv,), SSM, "bias", layers)
+    yield from _linear(
+        f"{mix}.in_proj", spec.hidden_size, d + conv + heads, SSM, layers, s.proj_bias
+    )
+    yield ParamTensor(f"{mix}.norm.weight", (d,), NORMS, "norm", layers)
+    yield from _linear(f"{mix}.out_proj", d, spec.hidden_size, SSM, layers, s.proj_bias)
 
 
 def _vision(v: VisionSpec) -> Iterator[ParamTensor]:

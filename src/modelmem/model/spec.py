@@ -126,7 +126,7 @@ class MoeSpec:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SsmSpec:
-    """Selective state-space mixer (Mamba 1): no KV cache, a fixed recurrent state."""
+    """Selective state-space mixer (Mamba 1 or 2): no KV cache, a fixed recurrent state."""
 
     state_size: int  # N, SSM state per channel
     conv_kernel: int
@@ -134,6 +134,15 @@ class SsmSpec:
     time_step_rank: int
     conv_bias: bool = True
     proj_bias: bool = False
+    # Mamba-2 (Dao & Gu 2024, arXiv:2405.21060): scalar decay per head, B and C shared by
+    # ``n_groups`` groups; 0 heads means Mamba 1.
+    num_heads: int = 0
+    n_groups: int = 1
+
+    @property
+    def conv_channels(self) -> int:
+        """Channels of the depthwise convolution (Mamba-2 convolves x, B and C)."""
+        return self.inner_size + (2 * self.n_groups * self.state_size if self.num_heads else 0)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

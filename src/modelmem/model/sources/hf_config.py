@@ -585,6 +585,44 @@ def _mamba(f: ConfigFields, name: str, family: str) -> ModelSpec:
     )
 
 
+def _mamba2(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """Mamba-2 with the defaults of Mamba2Config; D = expand · h."""
+    h = f.integer("hidden_size", default=4096)
+    expand = f.config.get("expand", 2)
+    if not isinstance(expand, (int, float)) or isinstance(expand, bool) or expand <= 0:
+        raise InvalidValueError(f.prefix + "expand", expand, "must be a positive number")
+    heads = f.integer("num_heads", default=128)
+    ssm = SsmSpec(
+        state_size=f.integer("state_size", default=128),
+        conv_kernel=f.integer("conv_kernel", default=4),
+        inner_size=int(expand * h),
+        time_step_rank=math.ceil(h / 16),  # not a tensor dimension in Mamba-2
+        conv_bias=f.flag("use_conv_bias", True),
+        proj_bias=f.flag("use_bias", False),
+        num_heads=heads,
+        n_groups=f.integer("n_groups", default=8),
+    )
+    num_layers = f.integer("num_hidden_layers", default=64)
+    return ModelSpec(
+        name=name,
+        family=family,
+        layout="mamba",
+        vocab_size=f.integer("vocab_size", default=32768),
+        hidden_size=h,
+        num_layers=num_layers,
+        context_length=f.integer("max_position_embeddings", default=2**20),
+        tie_word_embeddings=f.flag("tie_word_embeddings", False),
+        attention=None,
+        mlp=None,
+        ssm=ssm,
+        norms_per_layer=1,
+        notes=(
+            f"cache: the convolution state is priced over x ({ssm.inner_size} channels); "
+            f"Mamba-2's also holds B and C ({ssm.conv_channels - ssm.inner_size} more)",
+        ),
+    )
+
+
 # Defaults of Gemma3TextConfig, applied to a gemma3 config's (often sparse) text_config.
 _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "vocab_size": 262_208,
@@ -955,6 +993,7 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     "bert": _bert,
     "mamba": _mamba,
     "falcon_mamba": _mamba,
+    "mamba2": _mamba2,
     **{t: _table_family for t in _FAMILIES},
 }
 
