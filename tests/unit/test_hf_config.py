@@ -286,6 +286,9 @@ def test_reference_path_fills_the_fields_estimates_need() -> None:
     assert any("count path: reference" in n for n in spec.notes)
     with pytest.raises(UnknownNameError):
         spec_from_config({"model_type": "no_such_model_type"})
+    remote = {"model_type": "no_such_model_type", "auto_map": {"AutoConfig": "x.Config"}}
+    with pytest.raises(InvalidValueError, match="never runs Hub code"):
+        spec_from_config(remote)
 
 
 def test_coverage_table_lists_every_native_family() -> None:

@@ -100,6 +100,13 @@ def _cached_spec(key: str, name: str, where: str, architecture: str | None) -> M
     from transformers import CONFIG_MAPPING
 
     if model_type not in CONFIG_MAPPING:
+        if config.get("auto_map"):  # the architecture is code in its Hub repo
+            raise InvalidValueError(
+                "model_type",
+                model_type,
+                f"unknown to transformers {transformers.__version__}; its repo's own model "
+                "code (auto_map) would define it, and modelmem never runs Hub code",
+            )
         # unknown to this package and to transformers: list what transformers knows
         raise UnknownNameError("model_type", model_type, CONFIG_MAPPING.keys())
     fields = {k: v for k, v in config.items() if k not in _DROPPED_FIELDS}
