@@ -191,14 +191,7 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     """Llama, Mistral, Mixtral, Qwen2/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, gpt-oss."""
     c = _common(f, name, family, tie_default=family in ("gemma", "gemma2", "gemma3_text"))
     h, num_layers = c["hidden_size"], c["num_layers"]
-    head_dim_default = {
-        "gemma": 256,
-        "gemma2": 256,
-        "gemma3_text": 256,
-        "qwen3": 128,
-        "gpt_oss": 64,
-    }.get(family)
-    n_h, n_kv, d = _heads(f, h, head_dim_default=head_dim_default)
+    n_h, n_kv, d = _heads(f, h)  # head_dim defaults: _CLASS_DEFAULTS
 
     bias = f.flag("attention_bias", family == "gpt_oss")
     q_bias = kv_bias = o_bias = bias
@@ -227,9 +220,7 @@ def _llama_like(f: ConfigFields, name: str, family: str) -> ModelSpec:
     uses_window = f.flag("use_sliding_window", False) if qwen else True
     window = f.opt_integer("sliding_window") if uses_window else None
     pattern: Callable[[int], bool] | None = None
-    if family == "mistral" and "sliding_window" not in f.config:
-        window = 4096  # MistralConfig default
-    elif family in ("qwen2", "qwen3", "qwen3_moe"):
+    if family in ("qwen2", "qwen3", "qwen3_moe"):
         first = f.integer("max_window_layers", default=28, minimum=0)
         pattern = None if family == "qwen3_moe" else (lambda i: i >= first)
     elif family == "qwen2_moe":
@@ -278,8 +269,8 @@ def _moe_layout(
     """Which layers are MoE and the shape of their experts."""
     if family in ("mixtral", "phimoe", "gpt_oss"):
         moe = MoeSpec(
-            num_experts=f.integer("num_local_experts", "num_experts", default=8),
-            experts_per_token=f.integer("num_experts_per_tok", "experts_per_token", default=2),
+            num_experts=f.integer("num_local_experts", "num_experts"),
+            experts_per_token=f.integer("num_experts_per_tok", "experts_per_token"),
             expert_intermediate_size=f.integer("intermediate_size"),
             router_bias=family == "gpt_oss",
             expert_bias=family == "gpt_oss",
@@ -323,26 +314,21 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
     ``moe_layer_freq``, and does not build V3's multi-token-prediction layer)."""
     c = _common(f, name, family, tie_default=False)
     n_h = f.integer("num_attention_heads")
-    rope, nope = (
-        f.integer("qk_rope_head_dim", default=64),
-        f.integer("qk_nope_head_dim", default=128),
-    )
+    rope, nope = f.integer("qk_rope_head_dim"), f.integer("qk_nope_head_dim")
     bias = f.flag("attention_bias", False)
     attention = AttentionSpec(
         num_heads=n_h,
         num_kv_heads=n_h,
         head_dim=nope + rope,
-        v_head_dim=f.integer("v_head_dim", default=128),
+        v_head_dim=f.integer("v_head_dim"),
         kv_bias=bias,  # on q_a_proj and kv_a_proj_with_mqa
         o_bias=bias,
-        q_lora_rank=f.opt_integer("q_lora_rank") if "q_lora_rank" in f.config else 1536,
-        kv_lora_rank=f.integer("kv_lora_rank", default=512),
+        q_lora_rank=f.opt_integer("q_lora_rank"),  # null: queries without a low-rank step
+        kv_lora_rank=f.integer("kv_lora_rank"),
         qk_rope_head_dim=rope,
     )
-    first_dense = f.integer(
-        "first_k_dense_replace", default=3 if family == "deepseek_v3" else 0, minimum=0
-    )
-    e = f.integer("n_routed_experts", default=256 if family == "deepseek_v3" else 64)
+    first_dense = f.integer("first_k_dense_replace", minimum=0)
+    e = f.integer("n_routed_experts")
     kinds: tuple[MlpLayer, ...] = tuple(
         _moe_or_dense(i >= first_dense) for i in range(c["num_layers"])
     )
@@ -360,8 +346,7 @@ def _deepseek(f: ConfigFields, name: str, family: str) -> ModelSpec:
         num_experts=e,
         experts_per_token=e if k is None else k,
         expert_intermediate_size=expert_width,
-        shared_intermediate_size=expert_width
-        * f.integer("n_shared_experts", default=1 if family == "deepseek_v3" else 2, minimum=0),
+        shared_intermediate_size=expert_width * f.integer("n_shared_experts", minimum=0),
     )
     mlp = MlpSpec(intermediate_size=f.integer("intermediate_size"), gated=True)
     return ModelSpec(
@@ -624,12 +609,13 @@ def _mamba2(f: ConfigFields, name: str, family: str) -> ModelSpec:
 
 
 # Defaults of Gemma3TextConfig, applied to a gemma3 config's (often sparse) text_config.
+# Inside a gemma3 config transformers builds the text model from Gemma3TextConfig with all
+# its defaults, sizes included (beside _CLASS_DEFAULTS["gemma3_text"]).
 _GEMMA3_TEXT_DEFAULTS: dict[str, Any] = {
     "vocab_size": 262_208,
+    "hidden_size": 2304,
+    "num_hidden_layers": 26,
     "num_attention_heads": 8,
-    "num_key_value_heads": 4,
-    "head_dim": 256,
-    "max_position_embeddings": 131_072,
     "sliding_window": 4096,
     "hidden_activation": "gelu_pytorch_tanh",
 }
@@ -652,7 +638,7 @@ def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
         raise MissingFieldError("text_config", f.where)
     if not isinstance(vision_raw, Mapping):
         raise MissingFieldError("vision_config", f.where)
-    text_cfg = {**_GEMMA3_TEXT_DEFAULTS, **text_raw}
+    text_cfg = with_class_defaults("gemma3_text", {**_GEMMA3_TEXT_DEFAULTS, **text_raw})
     text_cfg.setdefault("tie_word_embeddings", f.flag("tie_word_embeddings", True))
     text = _llama_like(ConfigFields(text_cfg, f.where, "text_config."), name, "gemma3_text")
     v = ConfigFields({**_SIGLIP_DEFAULTS, **vision_raw}, f.where, "vision_config.")
@@ -671,6 +657,122 @@ def _gemma3(f: ConfigFields, name: str, family: str) -> ModelSpec:
     return replace(text, family=family, vision=vision)
 
 
+# The field defaults of each native family's transformers config class (transformers
+# 5.23.0, ``configuration_<model>.py``, the declared defaults), for the fields a config.json
+# may omit. Merged under the config before it is read, as transformers fills them; the
+# fields that fix a model's size (hidden size, layers, heads, vocabulary) stay required.
+# Checked against the classes by tests/oracle/test_params_oracle.py.
+_M = "max_position_embeddings"
+_I = "intermediate_size"
+_KV = "num_key_value_heads"
+_CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
+    "bert": {_I: 3072, _M: 512, "type_vocab_size": 2},
+    "cohere": {_I: 22528, _M: 8192},
+    "cohere2": {_I: 22528, _M: 8192, "sliding_window": 4096},
+    "deepseek_v2": {
+        _I: 11008,
+        _M: 2048,
+        "moe_intermediate_size": 1407,
+        "n_routed_experts": 64,
+        "n_shared_experts": 2,
+        "first_k_dense_replace": 0,
+        "q_lora_rank": 1536,
+        "kv_lora_rank": 512,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+    },
+    "deepseek_v3": {
+        _I: 18432,
+        _M: 4096,
+        "moe_intermediate_size": 2048,
+        "num_experts_per_tok": 8,
+        "n_routed_experts": 256,
+        "n_shared_experts": 1,
+        "first_k_dense_replace": 3,
+        "q_lora_rank": 1536,
+        "kv_lora_rank": 512,
+        "qk_rope_head_dim": 64,
+        "qk_nope_head_dim": 128,
+        "v_head_dim": 128,
+    },
+    "exaone4": {_I: 16384, _KV: 32, _M: 2048, "sliding_window": 4096},
+    "falcon": {_M: 2048},
+    "gemma": {_I: 24576, _KV: 16, "head_dim": 256, _M: 8192},
+    "gemma2": {_I: 9216, _KV: 4, "head_dim": 256, _M: 8192},
+    "gemma3_text": {_I: 9216, _KV: 4, "head_dim": 256, _M: 131072},
+    "glm4": {_I: 13696, _KV: 2, "head_dim": 128, _M: 131072},
+    "glm4_moe": {
+        _I: 10944,
+        _KV: 8,
+        _M: 131072,
+        "moe_intermediate_size": 1408,
+        "num_experts_per_tok": 8,
+        "n_routed_experts": 128,
+        "n_shared_experts": 1,
+        "first_k_dense_replace": 1,
+    },
+    "gpt_neox": {_I: 24576, _M: 2048},
+    "gpt_oss": {
+        _I: 2880,
+        _KV: 8,
+        "head_dim": 64,
+        _M: 131072,
+        "num_local_experts": 128,
+        "num_experts_per_tok": 4,
+    },
+    "granite": {_I: 11008, _M: 2048},
+    "granitemoe": {_I: 11008, _M: 2048, "num_local_experts": 8, "num_experts_per_tok": 2},
+    "llama": {_I: 11008, _M: 2048},
+    "llama4_text": {
+        _I: 8192,
+        "intermediate_size_mlp": 16384,
+        _KV: 8,
+        "head_dim": 128,
+        _M: 131072,
+        "num_local_experts": 16,
+        "num_experts_per_tok": 1,
+        "attention_chunk_size": 8192,
+    },
+    "mistral": {_I: 14336, _KV: 8, _M: 131072, "sliding_window": 4096},
+    "mixtral": {_I: 14336, _KV: 8, _M: 131072, "num_local_experts": 8, "num_experts_per_tok": 2},
+    "olmo2": {_I: 11008, _M: 2048},
+    "olmoe": {_I: 2048, _M: 4096, "num_experts": 64, "num_experts_per_tok": 8},
+    "opt": {_M: 2048, "ffn_dim": 3072},
+    "phi": {_I: 8192, _M: 2048},
+    "phi3": {_I: 8192, _M: 4096},
+    "phimoe": {_I: 6400, _KV: 8, _M: 131072, "num_local_experts": 16, "num_experts_per_tok": 2},
+    "qwen2": {_I: 22016, _KV: 32, _M: 32768},
+    "qwen2_moe": {
+        _I: 5632,
+        _KV: 16,
+        _M: 32768,
+        "moe_intermediate_size": 1408,
+        "num_experts": 60,
+        "num_experts_per_tok": 4,
+        "shared_expert_intermediate_size": 5632,
+    },
+    "qwen3": {_I: 22016, _KV: 32, "head_dim": 128, _M: 32768},
+    "qwen3_moe": {
+        _I: 6144,
+        _KV: 4,
+        _M: 32768,
+        "moe_intermediate_size": 768,
+        "num_experts": 128,
+        "num_experts_per_tok": 8,
+    },
+    "smollm3": {_I: 11008, _KV: 4, _M: 32768},
+    "stablelm": {_I: 6912, _KV: 32, _M: 4096},
+    "starcoder2": {_I: 12288, _KV: 2, _M: 4096},
+}
+
+
+def with_class_defaults(model_type: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` over its class's field defaults (an explicit null stays null: the class
+    resolves it, e.g. num_key_value_heads null means as many as the query heads)."""
+    return {**_CLASS_DEFAULTS.get(model_type, {}), **config}
+
+
 # ----------------------------------------------------------- the family table
 
 
@@ -681,8 +783,6 @@ class Family:
     names live in ``params.Naming``; a new family is a row here, a row there and a test."""
 
     tie: bool = False  # tie_word_embeddings default
-    head_dim: int | None = None  # head_dim default (None: hidden_size / heads)
-    kv_heads: int | None = None  # num_key_value_heads default (None: = heads)
     bias_field: str = "attention_bias"  # flag for biases on the attention projections
     bias_default: bool = False
     o_bias: bool | None = None  # bias on the output projection; None: as q/k/v
@@ -699,67 +799,48 @@ class Family:
     # Sliding windows: "none"; "all" layers when sliding_window is set; "pattern": every
     # ``sliding_window_pattern``-th layer is full (layer_types, where given, win).
     window: str = "none"
-    window_default: int | None = None
     pattern_default: int = 4
     # MoE layers: "" none; "all"; "first_dense" (the first ``first_k_dense_replace``
     # layers dense); "listed" (``moe_layers``, else every ``interleave_moe_layer_step``-th)
     moe: str = ""
     experts_field: str = "num_local_experts"
-    experts_default: int = 8
-    top_k_default: int = 2
     expert_width_field: str = "intermediate_size"
-    expert_width_default: int | None = None  # None: the field is required
     dense_width_field: str = "intermediate_size"
-    dense_width_default: int | None = None
     # Shared expert: "" none; "n_shared" (n_shared_experts × the expert width, DeepSeek
     # style); "one" (one MLP of the expert width, Llama 4)
     shared: str = ""
-    first_dense_default: int = 0
 
 
 _FAMILIES: dict[str, Family] = {
     "cohere": Family(
         tie=True, qk_norm="use_qk_norm", qk_norm_shape="matrix", norm="layernorm", norms=1
     ),
-    "cohere2": Family(tie=True, norm="layernorm", norms=1, window="pattern", window_default=4096),
+    "cohere2": Family(tie=True, norm="layernorm", norms=1, window="pattern"),
     "olmo2": Family(qk_norm=True, qk_norm_shape="full"),
     "olmoe": Family(
         qk_norm=True,
         qk_norm_shape="full",
         moe="all",
         experts_field="num_experts",
-        experts_default=64,
-        top_k_default=8,
     ),
     "granite": Family(mlp_bias_field="mlp_bias"),
     "granitemoe": Family(moe="all"),
     "glm4_moe": Family(
-        kv_heads=8,
         o_bias=False,
         qk_norm="use_qk_norm",
         moe="first_dense",
         experts_field="n_routed_experts",
-        experts_default=128,
-        top_k_default=8,
         expert_width_field="moe_intermediate_size",
-        expert_width_default=1408,
         shared="n_shared",
-        first_dense_default=1,
     ),
     "llama4_text": Family(
-        head_dim=128,
-        kv_heads=8,
         window="llama4",
         moe="listed",
-        experts_default=16,
-        top_k_default=1,
         dense_width_field="intermediate_size_mlp",
-        dense_width_default=16384,
         shared="one",
     ),
     "starcoder2": Family(
         tie=True,
-        kv_heads=2,
         bias_field="use_bias",
         bias_default=True,
         norm="layernorm",
@@ -800,9 +881,9 @@ _FAMILIES: dict[str, Family] = {
         mlp_bias_default=True,
         lm_head_bias=True,
     ),
-    "glm4": Family(head_dim=128, kv_heads=2, bias_default=True, o_bias=False, norms=4),
-    "smollm3": Family(tie=True, kv_heads=4, mlp_bias_field="mlp_bias", window="smollm3"),
-    "exaone4": Family(qk_norm=True, window="pattern", window_default=4096),
+    "glm4": Family(bias_default=True, o_bias=False, norms=4),
+    "smollm3": Family(tie=True, mlp_bias_field="mlp_bias", window="smollm3"),
+    "exaone4": Family(qk_norm=True, window="pattern"),
 }
 
 
@@ -820,9 +901,7 @@ def _family_windows(
     if fam.window == "none":
         return _all_full(num_layers), None
     if fam.window == "llama4":  # chunked attention, every no_rope_layer_interval-th full
-        chunk = (
-            f.opt_integer("attention_chunk_size") if "attention_chunk_size" in f.config else 8192
-        )
+        chunk = f.opt_integer("attention_chunk_size")
         if "layer_types" in f.config:
             raw = f.config["layer_types"]
             if isinstance(raw, list):  # chunked attention caches at most one chunk
@@ -846,7 +925,7 @@ def _family_windows(
         if explicit is not None:
             return _window_layers(f, num_layers, window)
         return _all_full(num_layers), None
-    window = f.opt_integer("sliding_window") if "sliding_window" in f.config else fam.window_default
+    window = f.opt_integer("sliding_window")
     if fam.window == "all":
         return _window_layers(f, num_layers, window)
     raw = f.config.get("sliding_window_pattern", fam.pattern_default)
@@ -859,10 +938,6 @@ def _family_windows(
     return _window_layers(f, num_layers, window, pattern)
 
 
-def _sized(f: ConfigFields, name: str, default: int | None) -> int:
-    return f.integer(name) if default is None else f.integer(name, default=default)
-
-
 def _family_moe(
     f: ConfigFields, fam: Family, num_layers: int
 ) -> tuple[tuple[MlpLayer, ...], MoeSpec | None]:
@@ -870,7 +945,7 @@ def _family_moe(
     if not fam.moe:
         return _all_mlp("dense", num_layers), None
     if fam.moe == "first_dense":
-        first = f.integer("first_k_dense_replace", default=fam.first_dense_default, minimum=0)
+        first = f.integer("first_k_dense_replace", minimum=0)
         kinds = tuple(_moe_or_dense(i >= first) for i in range(num_layers))
     elif fam.moe == "listed":  # Llama4TextConfig: moe_layers, else every step-th layer
         listed = set(f.int_list("moe_layers"))
@@ -882,15 +957,15 @@ def _family_moe(
         kinds = _all_mlp("moe", num_layers)
     if "moe" not in kinds:
         return kinds, None
-    width = _sized(f, fam.expert_width_field, fam.expert_width_default)
+    width = f.integer(fam.expert_width_field)
     shared = 0
     if fam.shared == "n_shared":
         shared = width * f.integer("n_shared_experts", default=1, minimum=0)
     elif fam.shared == "one":
         shared = width
     moe = MoeSpec(
-        num_experts=f.integer(fam.experts_field, default=fam.experts_default),
-        experts_per_token=f.integer("num_experts_per_tok", default=fam.top_k_default),
+        num_experts=f.integer(fam.experts_field),
+        experts_per_token=f.integer("num_experts_per_tok"),
         expert_intermediate_size=width,
         shared_intermediate_size=shared,
     )
@@ -917,10 +992,7 @@ def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
         width = f.integer("n_inner", default=4 * c["hidden_size"])
     else:
         c = _common(f, name, family, tie_default=fam.tie)
-        cfg = f.config
-        if fam.kv_heads is not None and "num_key_value_heads" not in cfg:
-            f = ConfigFields({**cfg, "num_key_value_heads": fam.kv_heads}, f.where, f.prefix)
-        n_h, n_kv, d = _heads(f, c["hidden_size"], head_dim_default=fam.head_dim)
+        n_h, n_kv, d = _heads(f, c["hidden_size"])
         width = 0
     num_layers = c["num_layers"]
     bias = _flag(f, fam.bias_field, fam.bias_default)
@@ -941,7 +1013,7 @@ def _table_family(f: ConfigFields, name: str, family: str) -> ModelSpec:
     mlp = None
     if "dense" in mlp_layers:
         mlp = MlpSpec(
-            intermediate_size=width or _sized(f, fam.dense_width_field, fam.dense_width_default),
+            intermediate_size=width or f.integer(fam.dense_width_field),
             gated=fam.gated,
             bias=_flag(f, fam.mlp_bias_field, fam.mlp_bias_default),
             activation=f.text("hidden_act", f.text("activation_function", "silu")),
@@ -1052,7 +1124,9 @@ def spec_from_config(
             raise reference.needs_measure(model_type)
         spec = reference.spec_from_reference(config, name, where, architecture=arch)
     else:
-        spec = reader(ConfigFields(config, where), name, model_type)
+        spec = reader(
+            ConfigFields(with_class_defaults(model_type, config), where), name, model_type
+        )
         # (the class is recorded where it changes the count, as for BERT's heads: a spec
         # equals the one read from the same model's GGUF header)
         spec = replace(spec, notes=(*spec.notes, *notes, "count path: native (exact)"))
