@@ -383,6 +383,28 @@ TABLE_FAMILIES = (
 
 
 @st.composite
+def qwen3_next(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    cfg = base(draw, model_type, explicit_head_dim=True)
+    e = draw(st.integers(1, 4))
+    cfg.update(
+        attention_bias=draw(st.booleans()),
+        linear_num_key_heads=draw(st.integers(1, 2)),
+        linear_num_value_heads=draw(st.sampled_from([2, 4])),
+        linear_key_head_dim=draw(st.sampled_from([4, 8])),
+        linear_value_head_dim=draw(st.sampled_from([4, 8])),
+        linear_conv_kernel_dim=draw(st.sampled_from([2, 4])),
+        num_experts=e,
+        num_experts_per_tok=draw(st.integers(1, e)),
+        moe_intermediate_size=draw(st.integers(4, 16)),
+        shared_expert_intermediate_size=draw(st.integers(4, 16)),
+        decoder_sparse_step=draw(st.integers(1, 2)),
+        mlp_only_layers=draw(st.lists(st.integers(0, 3), max_size=2, unique=True)),
+        full_attention_interval=draw(st.integers(1, 3)),
+    )
+    return cfg
+
+
+@st.composite
 def mamba2(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     hidden = draw(st.sampled_from([8, 16, 24]))
     expand = draw(st.sampled_from([1, 2]))
@@ -437,6 +459,7 @@ STRATEGIES = {
     "mamba": mamba,
     "falcon_mamba": mamba,
     "mamba2": mamba2,
+    "qwen3_next": qwen3_next,
 }
 
 

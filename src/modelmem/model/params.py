@@ -76,6 +76,11 @@ def _norm(
         yield ParamTensor(f"{module}.bias", (width,), component, "norm", layers)
 
 
+def _attention_indices(spec: ModelSpec) -> tuple[int, ...]:
+    """Layers with self-attention (all of them, but in hybrids)."""
+    return tuple(i for i, k in enumerate(spec.attention_layers) if k in ("full", "sliding"))
+
+
 def _layer_indices(spec: ModelSpec, kind: str | None = None) -> tuple[int, ...]:
     if kind is None:
         return tuple(range(spec.num_layers))
@@ -174,10 +179,10 @@ def _naming(spec: ModelSpec) -> Naming:
 
 
 def _qk_norms(
-    att: str, spec: ModelSpec, a: AttentionSpec, names: tuple[str, str]
+    att: str, spec: ModelSpec, a: AttentionSpec, names: tuple[str, str], layers: tuple[int, ...]
 ) -> Iterator[ParamTensor]:
     """Norms on q and k, in the shape the family uses (see ``AttentionSpec.qk_norm_shape``)."""
-    layers, d = _layer_indices(spec), a.head_dim
+    d = a.head_dim
     for name, heads in zip(names, (a.num_heads, a.num_kv_heads), strict=True):
         if a.qk_norm_shape == "head":
             yield from _norm(f"{att}.{name}", d, spec, layers)
@@ -192,8 +197,10 @@ def _qk_norms(
 
 def _attention_llama(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
     """q/k/v/o projections (separate, or fused qkv_proj for Phi-3), q/k norms, sinks."""
-    h, layers, names = spec.hidden_size, _layer_indices(spec), _naming(spec)
+    h, layers, names = spec.hidden_size, _attention_indices(spec), _naming(spec)
     q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+    if a.output_gate:  # queries and their per-head gates from one projection
+        q_out *= 2
     att = f"{prefix}.{names.attn}"
     if spec.layout == "phi3":
         yield from _linear(f"{att}.qkv_proj", h, q_out + 2 * kv_out, ATTENTION, layers, a.q_bias)
@@ -204,9 +211,31 @@ def _attention_llama(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator
     o_in = a.num_heads * a.v_head_dim
     yield from _linear(f"{att}.{names.o_proj}", o_in, h, ATTENTION, layers, a.o_bias)
     if a.qk_norm:
-        yield from _qk_norms(att, spec, a, names.qk_norms)
+        yield from _qk_norms(att, spec, a, names.qk_norms, layers)
     if a.sinks:
         yield ParamTensor(f"{att}.sinks", (a.num_heads,), ATTENTION, "other", layers)
+
+
+def _gated_delta_net(prefix: str, spec: ModelSpec) -> Iterator[ParamTensor]:
+    """Qwen3-Next's gated delta-net layers: in_proj_qkvz h -> (2·key + 2·value dims),
+    in_proj_ba h -> 2 per value head, a depthwise conv over q, k, v, per-head dt_bias and
+    A_log, a gated RMSNorm over the value head dim, out_proj value dim -> h."""
+    la = spec.linear_attention
+    assert la is not None
+    h, layers = (
+        spec.hidden_size,
+        tuple(i for i, k in enumerate(spec.attention_layers) if k == "linear"),
+    )
+    lin = f"{prefix}.linear_attn"
+    conv = 2 * la.key_dim + la.value_dim
+    yield ParamTensor(f"{lin}.dt_bias", (la.num_value_heads,), SSM, "other", layers)
+    yield ParamTensor(f"{lin}.A_log", (la.num_value_heads,), SSM, "other", layers)
+    yield ParamTensor(f"{lin}.conv1d.weight", (conv, 1, la.conv_kernel), SSM, "other", layers)
+    qkvz = 2 * la.key_dim + 2 * la.value_dim
+    yield from _linear(f"{lin}.in_proj_qkvz", h, qkvz, SSM, layers, False)
+    yield from _linear(f"{lin}.in_proj_ba", h, 2 * la.num_value_heads, SSM, layers, False)
+    yield ParamTensor(f"{lin}.norm.weight", (la.value_head_dim,), NORMS, "norm", layers)
+    yield from _linear(f"{lin}.out_proj", la.value_dim, h, SSM, layers, False)
 
 
 def _attention_mla(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
@@ -298,7 +327,10 @@ def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield ParamTensor(f"{base}.{names.embed}.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     a = spec.attention
     assert a is not None
-    yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
+    if _attention_indices(spec):  # (a hybrid may have none; an empty list means "once")
+        yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
+    if spec.linear_attention is not None:
+        yield from _gated_delta_net(prefix, spec)
     m = spec.mlp
     if m is not None and "dense" in spec.mlp_layers:
         dense = _layer_indices(spec, "dense")

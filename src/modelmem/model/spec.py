@@ -87,6 +87,7 @@ class AttentionSpec:
     # or one LayerNorm of width d per head ("per_head": StableLM).
     qk_norm_shape: QkNormShape = "head"
     sinks: bool = False  # learned per-head attention sink logits (gpt-oss)
+    output_gate: bool = False  # q_proj also yields a sigmoid gate per head (Qwen3-Next)
     # Multi-head latent attention (DeepSeek V2/V3); None/0 for every other model.
     q_lora_rank: int | None = None
     kv_lora_rank: int | None = None
@@ -146,6 +147,27 @@ class SsmSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LinearAttentionSpec:
+    """Gated delta-net linear attention (Qwen3-Next, arXiv:2412.06464) of the layers marked
+    "linear": a fixed state of value_heads × key_head_dim × value_head_dim per sequence
+    instead of a KV cache, and a short convolution over q, k and v."""
+
+    num_key_heads: int
+    num_value_heads: int
+    key_head_dim: int
+    value_head_dim: int
+    conv_kernel: int
+
+    @property
+    def key_dim(self) -> int:
+        return self.num_key_heads * self.key_head_dim
+
+    @property
+    def value_dim(self) -> int:
+        return self.num_value_heads * self.value_head_dim
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class VisionSpec:
     """A ViT-style vision tower (SigLIP for Gemma 3) and its projector into the text model."""
 
@@ -178,6 +200,7 @@ class ModelSpec:
     mlp_layers: tuple[MlpLayer, ...] = ()  # per layer
     moe: MoeSpec | None = None
     ssm: SsmSpec | None = None
+    linear_attention: LinearAttentionSpec | None = None  # the layers marked "linear"
     vision: VisionSpec | None = None
     sliding_window: int | None = None
     norm: NormKind = "rmsnorm"

@@ -20,6 +20,7 @@ from modelmem.errors import InvalidValueError, MissingFieldError, SourceError, U
 from modelmem.model.spec import (
     AttentionLayer,
     AttentionSpec,
+    LinearAttentionSpec,
     MlpLayer,
     MlpSpec,
     ModelSpec,
@@ -276,7 +277,7 @@ def _moe_layout(
             expert_bias=family == "gpt_oss",
         )
         return _all_mlp("moe", num_layers), _checked_moe(f, moe)
-    if family in ("qwen2_moe", "qwen3_moe"):
+    if family in ("qwen2_moe", "qwen3_moe", "qwen3_next"):
         e = f.integer("num_experts", "num_local_experts", default=0, minimum=0)
         step = f.integer("decoder_sparse_step", default=1)
         dense_only = set(f.int_list("mlp_only_layers"))
@@ -291,8 +292,8 @@ def _moe_layout(
             num_experts=e,
             experts_per_token=f.integer("num_experts_per_tok"),
             expert_intermediate_size=f.integer("moe_intermediate_size"),
-            shared_intermediate_size=shared if family == "qwen2_moe" else 0,
-            shared_expert_gate=family == "qwen2_moe" and shared > 0,
+            shared_intermediate_size=0 if family == "qwen3_moe" else shared,
+            shared_expert_gate=family != "qwen3_moe" and shared > 0,
         )
         return kinds, _checked_moe(f, moe)
     return _all_mlp("dense", num_layers), None
@@ -608,6 +609,70 @@ def _mamba2(f: ConfigFields, name: str, family: str) -> ModelSpec:
     )
 
 
+def _qwen3_next(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """Qwen3-Next: every ``full_attention_interval``-th layer gated full attention (q_proj
+    also yields an output gate; q/k norms), the rest gated delta-net linear attention;
+    Qwen2-MoE style experts with a gated shared expert (or a dense MLP where listed)."""
+    c = _common(f, name, family, tie_default=False)
+    h, num_layers = c["hidden_size"], c["num_layers"]
+    n_h, n_kv, d = _heads(f, h)
+    bias = f.flag("attention_bias", False)
+    attention = AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_kv,
+        head_dim=d,
+        v_head_dim=d,
+        q_bias=bias,
+        kv_bias=bias,
+        o_bias=bias,
+        qk_norm=True,
+        output_gate=True,
+    )
+    declared = f.config.get("layer_types")
+    if declared is None:
+        every = f.integer("full_attention_interval", default=4)
+        declared = [
+            "linear_attention" if (i + 1) % every else "full_attention" for i in range(num_layers)
+        ]
+    if not isinstance(declared, list) or len(declared) != num_layers:
+        raise InvalidValueError(
+            f.prefix + "layer_types", declared, f"must list {num_layers} layer types"
+        )
+    mixers: dict[str, AttentionLayer] = {"full_attention": "full", "linear_attention": "linear"}
+    unknown = [k for k in declared if k not in mixers]
+    if unknown:
+        raise UnknownNameError(f.prefix + "layer_types", unknown[0], mixers)
+    kinds = tuple(mixers[k] for k in declared)
+    linear = LinearAttentionSpec(
+        num_key_heads=f.integer("linear_num_key_heads"),
+        num_value_heads=f.integer("linear_num_value_heads"),
+        key_head_dim=f.integer("linear_key_head_dim"),
+        value_head_dim=f.integer("linear_value_head_dim"),
+        conv_kernel=f.integer("linear_conv_kernel_dim"),
+    )
+    mlp_layers, moe = _moe_layout(f, family, h, num_layers)
+    mlp = None
+    if "dense" in mlp_layers:
+        mlp = MlpSpec(intermediate_size=f.integer("intermediate_size"), gated=True)
+    notes: tuple[str, ...] = ()
+    if "linear" in kinds:
+        notes = (
+            f"cache: the KV of the {kinds.count('full')} full-attention layers; the fixed "
+            f"delta-net state of {kinds.count('linear')} linear-attention layers is not priced",
+        )
+    return ModelSpec(
+        **c,
+        layout="llama",
+        attention=attention,
+        attention_layers=kinds,
+        mlp=mlp,
+        mlp_layers=mlp_layers,
+        moe=moe,
+        linear_attention=linear if "linear" in kinds else None,
+        notes=notes,
+    )
+
+
 # Defaults of Gemma3TextConfig, applied to a gemma3 config's (often sparse) text_config.
 # Inside a gemma3 config transformers builds the text model from Gemma3TextConfig with all
 # its defaults, sizes included (beside _CLASS_DEFAULTS["gemma3_text"]).
@@ -762,6 +827,21 @@ _CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
         "num_experts_per_tok": 8,
     },
     "smollm3": {_I: 11008, _KV: 4, _M: 32768},
+    "qwen3_next": {
+        _I: 5632,
+        _KV: 2,
+        "head_dim": 256,
+        _M: 32768,
+        "linear_conv_kernel_dim": 4,
+        "linear_key_head_dim": 128,
+        "linear_value_head_dim": 128,
+        "linear_num_key_heads": 16,
+        "linear_num_value_heads": 32,
+        "moe_intermediate_size": 512,
+        "shared_expert_intermediate_size": 512,
+        "num_experts_per_tok": 10,
+        "num_experts": 512,
+    },
     "stablelm": {_I: 6912, _KV: 32, _M: 4096},
     "starcoder2": {_I: 12288, _KV: 2, _M: 4096},
 }
@@ -1066,6 +1146,7 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     "mamba": _mamba,
     "falcon_mamba": _mamba,
     "mamba2": _mamba2,
+    "qwen3_next": _qwen3_next,
     **{t: _table_family for t in _FAMILIES},
 }
 
