@@ -107,3 +107,26 @@ def test_encoders_count_the_class_architectures_names(model_type: str, architect
     assert spec.architecture == architecture
     assert count_params(spec).total == sum(p.numel() for p in model.parameters())
     assert not spec.has_kv_cache  # an encoder keeps no cache
+
+
+@pytest.mark.parametrize(
+    ("model_type", "architecture"),
+    [("llava", "LlavaForConditionalGeneration"), ("mistral3", "Mistral3ForConditionalGeneration")],
+)
+def test_multimodal_towers_are_reported_apart(model_type: str, architecture: str) -> None:
+    config = transformers.CONFIG_MAPPING[model_type]().to_dict()
+    config.update(model_type=model_type, architectures=[architecture])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with torch.device("meta"):
+            model = getattr(transformers, architecture)(transformers.CONFIG_MAPPING[model_type]())
+
+    def size(module: Any) -> int:
+        return sum(p.numel() for p in module.parameters())
+
+    counted = count_params(spec_from_config(config))
+    assert counted.component("vision_tower") == size(model.model.vision_tower)
+    assert counted.component("projector") == size(model.model.multi_modal_projector)
+    # (the language model and its head, tied weights once)
+    towers = size(model.model.vision_tower) + size(model.model.multi_modal_projector)
+    assert counted.text == size(model) - towers > size(model.model.language_model) // 2

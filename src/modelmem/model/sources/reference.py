@@ -111,24 +111,47 @@ def _cached_spec(key: str, name: str, where: str, architecture: str | None) -> M
         raise UnknownNameError("model_type", model_type, CONFIG_MAPPING.keys())
     fields = {k: v for k, v in config.items() if k not in _DROPPED_FIELDS}
     version = transformers.__version__
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-        try:
-            cfg = CONFIG_MAPPING[model_type](**fields)
-        except Exception as e:  # any config error is the user's input
-            raise SourceError(where, f"transformers {version} rejects it: {_one_line(e)}") from None
-        cls, notes = _model_class(transformers, cfg, model_type, architecture)
-        if _text_class(cfg) is cls.config_class:  # a composite's text-only class
-            cfg = cfg.get_text_config()
-        try:
-            with torch.device("meta"):
-                model = cls._from_config(cfg)
-        except Exception as e:  # transformers cannot build this config
-            raise SourceError(
-                where, f"transformers {version} cannot build {cls.__name__}: {_one_line(e)}"
-            ) from None
+    verbosity = transformers.logging.get_verbosity()
+    # transformers' warnings about a config's values are not the user's concern here
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, cfg, cls, notes = _build(
+                torch, transformers, fields, model_type, where, architecture
+            )
+    finally:
+        transformers.logging.set_verbosity(verbosity)
     return _spec(model, cfg, name, model_type, cls.__name__, notes, version)
+
+
+def _build(
+    torch: Any,
+    transformers: Any,
+    fields: dict[str, Any],
+    model_type: str,
+    where: str,
+    architecture: str | None,
+) -> tuple[Any, Any, Any, tuple[str, ...]]:
+    """The config object and the model built on the meta device, or a one-line refusal."""
+    from transformers import CONFIG_MAPPING
+
+    version = transformers.__version__
+    try:
+        cfg = CONFIG_MAPPING[model_type](**fields)
+    except Exception as e:  # any config error is the user's input
+        raise SourceError(where, f"transformers {version} rejects it: {_one_line(e)}") from None
+    cls, notes = _model_class(transformers, cfg, model_type, architecture)
+    if _text_class(cfg) is cls.config_class:  # a composite's text-only class
+        cfg = cfg.get_text_config()
+    try:
+        with torch.device("meta"):
+            model = cls._from_config(cfg)
+    except Exception as e:  # transformers cannot build this config
+        raise SourceError(
+            where, f"transformers {version} cannot build {cls.__name__}: {_one_line(e)}"
+        ) from None
+    return model, cfg, cls, notes
 
 
 def _one_line(e: BaseException) -> str:
