@@ -1,10 +1,16 @@
 """Build a ModelSpec from a Hugging Face ``config.json``.
 
-Each supported ``model_type`` has a reader that takes the fields its transformers
+Each native ``model_type`` has a reader that takes the fields its transformers
 implementation uses, with the defaults of that implementation's config class where a
-field may be absent (transformers 5.x, ``configuration_<model>.py``). The fields that fix
-a model's size (hidden size, layers, heads, vocabulary) are required: a config without
-them is an error, never a silent guess. No model code is imported or executed.
+field may be absent (``_CLASS_DEFAULTS``; transformers 5.x, ``configuration_<model>.py``).
+Most decoders are a row of the family table (``_FAMILIES``) over one reader. The fields
+that fix a model's size (hidden size, layers, heads, vocabulary) are required: a config
+without them is an error, never a silent guess. No model code is imported or executed.
+
+Every other type transformers knows, and every class ``architectures`` names that the
+native readers do not count, goes to the reference path (``reference.py``: the model is
+built by transformers on the meta device) when the ``measure`` extra is installed, and is
+refused in one line naming it otherwise.
 """
 
 from __future__ import annotations
