@@ -405,6 +405,23 @@ def qwen3_next(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
 
 
 @st.composite
+def recurrent_gemma(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    cfg = base(draw, model_type)
+    n_h = cfg["num_attention_heads"]
+    cfg.update(
+        intermediate_size=2 * draw(st.integers(4, 48)),
+        lru_width=n_h * draw(st.sampled_from([2, 4, 6])),
+        conv1d_width=draw(st.sampled_from([2, 4])),
+        attention_window_size=draw(st.sampled_from([16, 64])),
+        attention_bias=draw(st.booleans()),
+        block_types=draw(
+            st.sampled_from([["recurrent", "recurrent", "attention"], ["attention"], ["recurrent"]])
+        ),
+    )
+    return cfg
+
+
+@st.composite
 def mamba2(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     hidden = draw(st.sampled_from([8, 16, 24]))
     expand = draw(st.sampled_from([1, 2]))
@@ -460,6 +477,7 @@ STRATEGIES = {
     "falcon_mamba": mamba,
     "mamba2": mamba2,
     "qwen3_next": qwen3_next,
+    "recurrent_gemma": recurrent_gemma,
 }
 
 

@@ -512,6 +512,44 @@ def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield from _lm_head(spec)
 
 
+def _recurrent_gemma(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """RecurrentGemma (Griffin): per layer a temporal block — local attention (q/k/v
+    without bias, o_proj with) or the recurrent block — and a gated GeLU MLP with biases,
+    each behind an RMSNorm; tied embeddings."""
+    h, all_layers, base = spec.hidden_size, _layer_indices(spec), "model"
+    p = f"{base}.layers.{{i}}"
+    a, m, r = spec.attention, spec.mlp, spec.recurrent
+    assert a is not None and m is not None and r is not None
+    yield ParamTensor(f"{base}.embed_tokens.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield from _norm(f"{p}.temporal_pre_norm", h, spec, all_layers)
+    attn = _attention_indices(spec)
+    if attn:
+        t = f"{p}.temporal_block"
+        q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+        yield from _linear(f"{t}.q_proj", h, q_out, ATTENTION, attn, a.q_bias)
+        yield from _linear(f"{t}.k_proj", h, kv_out, ATTENTION, attn, a.kv_bias)
+        yield from _linear(f"{t}.v_proj", h, kv_out, ATTENTION, attn, a.kv_bias)
+        yield from _linear(f"{t}.o_proj", q_out, h, ATTENTION, attn, a.o_bias)
+    rec = tuple(i for i, k in enumerate(spec.attention_layers) if k == "linear")
+    if rec:
+        t, w, heads = f"{p}.temporal_block", r.lru_width, r.num_heads
+        block = w // heads
+        yield from _linear(f"{t}.linear_y", h, w, SSM, rec, True)
+        yield from _linear(f"{t}.linear_x", h, w, SSM, rec, True)
+        yield from _linear(f"{t}.linear_out", w, h, SSM, rec, True)
+        yield ParamTensor(f"{t}.conv_1d.weight", (w, 1, r.conv_kernel), SSM, "other", rec)
+        yield ParamTensor(f"{t}.conv_1d.bias", (w,), SSM, "bias", rec)
+        lru = f"{t}.rg_lru"
+        yield ParamTensor(f"{lru}.recurrent_param", (w,), SSM, "other", rec)
+        for gate in ("input_gate", "recurrent_gate"):
+            yield ParamTensor(f"{lru}.{gate}_weight", (heads, block, block), SSM, "other", rec)
+            yield ParamTensor(f"{lru}.{gate}_bias", (heads, block), SSM, "bias", rec)
+    yield from _norm(f"{p}.channel_pre_norm", h, spec, all_layers)
+    yield from _gated_mlp(f"{p}.mlp_block", h, m.intermediate_size, MLP, all_layers, True, False)
+    yield from _norm(f"{base}.final_norm", h, spec, ())
+    yield from _lm_head(spec)
+
+
 def _mamba2_mixer(mix: str, spec: ModelSpec, layers: tuple[int, ...]) -> Iterator[ParamTensor]:
     """Mamba-2 mixer (arXiv:2405.21060): in_proj h -> z, x, B, C, dt (D + conv + heads),
     depthwise conv over x, B, C, per-head dt_bias, A_log and D, a gated RMSNorm over D and
@@ -580,6 +618,7 @@ _BUILDERS = {
     "opt": _opt,
     "bert": _bert,
     "mamba": _mamba,
+    "recurrent_gemma": _recurrent_gemma,
 }
 
 

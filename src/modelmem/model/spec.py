@@ -30,7 +30,17 @@ MlpLayer = Literal["dense", "moe"]
 # LoRA targets refer to) and a few legacy shapes; the numbers live in the fields below.
 # "reference": the inventory was read from the transformers module tree (see ``inventory``).
 Layout = Literal[
-    "llama", "phi3", "deepseek", "gpt2", "gpt_neox", "falcon", "opt", "bert", "mamba", "reference"
+    "llama",
+    "phi3",
+    "deepseek",
+    "gpt2",
+    "gpt_neox",
+    "falcon",
+    "opt",
+    "bert",
+    "mamba",
+    "recurrent_gemma",
+    "reference",
 ]
 # Which path produced the parameter count: this package's own family readers ("native",
 # torch-free) or the transformers model built on the meta device ("reference").
@@ -168,6 +178,17 @@ class LinearAttentionSpec:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RecurrentSpec:
+    """Griffin's recurrent block (RecurrentGemma, arXiv:2402.19427) of the layers marked
+    "linear": x and y branches h -> lru_width, a short convolution, the RG-LRU with
+    block-diagonal input and recurrence gates (one block per head), out lru_width -> h."""
+
+    lru_width: int
+    num_heads: int
+    conv_kernel: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class VisionSpec:
     """A ViT-style vision tower (SigLIP for Gemma 3) and its projector into the text model."""
 
@@ -201,6 +222,7 @@ class ModelSpec:
     moe: MoeSpec | None = None
     ssm: SsmSpec | None = None
     linear_attention: LinearAttentionSpec | None = None  # the layers marked "linear"
+    recurrent: RecurrentSpec | None = None  # RG-LRU layers (marked "linear")
     vision: VisionSpec | None = None
     sliding_window: int | None = None
     norm: NormKind = "rmsnorm"

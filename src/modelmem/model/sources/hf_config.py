@@ -33,6 +33,7 @@ from modelmem.model.spec import (
     MoeSpec,
     NormKind,
     QkNormShape,
+    RecurrentSpec,
     SsmSpec,
     VisionSpec,
 )
@@ -679,6 +680,62 @@ def _qwen3_next(f: ConfigFields, name: str, family: str) -> ModelSpec:
     )
 
 
+def _recurrent_gemma(f: ConfigFields, name: str, family: str) -> ModelSpec:
+    """RecurrentGemma: ``block_types`` repeats over the layers ("recurrent": an RG-LRU
+    block, "attention": local attention over ``attention_window_size`` tokens); the MLP
+    is intermediate_size / 2 wide (RecurrentGemmaMlp)."""
+    c = _common(f, name, family, tie_default=True)
+    # local attention and a recurrence: no positional limit; the trained length if stated
+    c["context_length"] = f.integer("max_position_embeddings", default=2**20)
+    h, num_layers = c["hidden_size"], c["num_layers"]
+    n_h, n_kv, d = _heads(f, h)
+    raw = f.config.get("block_types", ["recurrent", "recurrent", "attention"])
+    blocks: dict[str, AttentionLayer] = {"recurrent": "linear", "attention": "sliding"}
+    if not isinstance(raw, list) or not raw or any(b not in blocks for b in raw):
+        raise UnknownNameError(f.prefix + "block_types", raw, blocks)
+    kinds = tuple(blocks[raw[i % len(raw)]] for i in range(num_layers))
+    bias = f.flag("attention_bias", False)
+    attention = AttentionSpec(
+        num_heads=n_h,
+        num_kv_heads=n_kv,
+        head_dim=d,
+        v_head_dim=d,
+        q_bias=bias,
+        kv_bias=bias,
+        o_bias=True,
+    )
+    lru = f.integer("lru_width", default=h)
+    if lru % n_h:
+        raise InvalidValueError(
+            f.prefix + "lru_width", lru, f"must divide into num_attention_heads={n_h} blocks"
+        )
+    window = f.integer("attention_window_size")
+    return ModelSpec(
+        **c,
+        layout="recurrent_gemma",
+        attention=attention,
+        attention_layers=kinds,
+        sliding_window=window if "sliding" in kinds else None,
+        mlp=MlpSpec(
+            intermediate_size=f.integer("intermediate_size") // 2,
+            gated=True,
+            bias=True,
+            activation=f.text("hidden_activation", "gelu_pytorch_tanh"),
+        ),
+        mlp_layers=_all_mlp("dense", num_layers),
+        recurrent=RecurrentSpec(
+            lru_width=lru, num_heads=n_h, conv_kernel=f.integer("conv1d_width")
+        ),
+        notes=(
+            f"cache: the KV of the {kinds.count('sliding')} local-attention layers; the "
+            f"fixed RG-LRU and convolution state of {kinds.count('linear')} recurrent "
+            "layers is not priced",
+        )
+        if "linear" in kinds
+        else (),
+    )
+
+
 # Defaults of Gemma3TextConfig, applied to a gemma3 config's (often sparse) text_config.
 # Inside a gemma3 config transformers builds the text model from Gemma3TextConfig with all
 # its defaults, sizes included (beside _CLASS_DEFAULTS["gemma3_text"]).
@@ -833,6 +890,7 @@ _CLASS_DEFAULTS: dict[str, dict[str, Any]] = {
         "num_experts_per_tok": 8,
     },
     "smollm3": {_I: 11008, _KV: 4, _M: 32768},
+    "recurrent_gemma": {_I: 3 * 2560, "attention_window_size": 2048, "conv1d_width": 4},
     "qwen3_next": {
         _I: 5632,
         _KV: 2,
@@ -1153,6 +1211,7 @@ _READERS: dict[str, Callable[[ConfigFields, str, str], ModelSpec]] = {
     "falcon_mamba": _mamba,
     "mamba2": _mamba2,
     "qwen3_next": _qwen3_next,
+    "recurrent_gemma": _recurrent_gemma,
     **{t: _table_family for t in _FAMILIES},
 }
 
