@@ -11,7 +11,9 @@ device (no weights, no memory) and compares the count:
 
 Which class defines the count:
 
-* ``AutoModel`` (``BertModel``, pooler included) for ``bert``;
+* the class the config's ``architectures`` names, when transformers has it for the
+  config (``BertForMaskedLM`` for bert-base-uncased: no pooler, the MLM head);
+* else ``AutoModel`` (``BertModel``, pooler included) for ``bert``;
 * ``Gemma3ForConditionalGeneration`` for ``gemma3`` (the multimodal model);
 * ``AutoModelForCausalLM`` for everything else.
 
@@ -163,8 +165,12 @@ def count_parameters(config: dict[str, Any]) -> int:
         cfg = transformers.AutoConfig.from_pretrained(folder, trust_remote_code=False)
 
     kind = MODEL_CLASS.get(config["model_type"], "causal-lm")
+    names = config.get("architectures") or []
+    named = getattr(transformers, names[0], None) if names else None
     with torch.device("meta"):
-        if kind == "base":
+        if named is not None and isinstance(cfg, named.config_class):
+            model = named(cfg)
+        elif kind == "base":
             model = transformers.AutoModel.from_config(  # type: ignore[no-untyped-call]
                 cfg, trust_remote_code=False
             )

@@ -85,6 +85,14 @@ class UnknownNameError(InvalidValueError):
         self.known = tuple(choices)
 
 
+def did_you_mean(close: list[str]) -> str:
+    """"did you mean a, b or c?" (empty when nothing is close)."""
+    if not close:
+        return ""
+    names = close[-1] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"
+    return f"did you mean {names}?"
+
+
 def closest_names(value: object, choices: list[str]) -> list[str]:
     """Up to three known names closest to ``value`` (difflib's ratio, case-insensitive)."""
     import difflib

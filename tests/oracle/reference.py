@@ -15,14 +15,19 @@ transformers = pytest.importorskip(
 
 
 def build_on_meta(config: dict[str, Any]) -> Any:
-    """The transformers model for ``config``: the causal LM, BertModel for BERT (incl. the
-    pooler) and the image-text-to-text model for multimodal Gemma 3."""
+    """The transformers model for ``config``: the class ``architectures`` names when it is
+    a transformers class, else the causal LM, BertModel for BERT (incl. the pooler) and
+    the image-text-to-text model for multimodal Gemma 3."""
     cfg_dict = dict(config)
     model_type = cfg_dict.pop("model_type")
+    names = cfg_dict.get("architectures") or []
+    named = getattr(transformers, names[0], None) if names else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
         with torch.device("meta"):
+            if named is not None and isinstance(cfg, named.config_class):
+                return named(cfg)
             if model_type == "bert":
                 return transformers.AutoModel.from_config(cfg)
             if model_type == "gemma3":

@@ -275,7 +275,178 @@ def mamba(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
     return cfg
 
 
+@st.composite
+def table_family(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    """The decoder families of the native family table, every option they read."""
+    if model_type == "gptj":
+        n_h, d = draw(st.integers(1, 4)), draw(st.sampled_from([4, 8]))
+        return {
+            "model_type": "gptj",
+            "vocab_size": draw(st.integers(16, 300)),
+            "n_embd": n_h * d,
+            "n_head": n_h,
+            "n_layer": draw(st.integers(1, 3)),
+            "n_positions": draw(st.sampled_from([32, 64])),
+            "n_inner": draw(st.sampled_from([None, 24, 40])),
+            "rotary_dim": 2,
+            "tie_word_embeddings": draw(st.booleans()),
+            "pad_token_id": 0,
+        }
+    explicit = model_type in (
+        "cohere2",
+        "olmo2",
+        "glm4",
+        "glm4_moe",
+        "llama4_text",
+        "smollm3",
+        "exaone4",
+        "granite",
+    )
+    cfg = base(draw, model_type, explicit_head_dim=explicit and draw(st.booleans()))
+    flags = {
+        "cohere": ("attention_bias", "use_qk_norm"),
+        "cohere2": ("attention_bias",),
+        "olmo2": ("attention_bias",),
+        "olmoe": ("attention_bias",),
+        "granite": ("attention_bias", "mlp_bias"),
+        "granitemoe": ("attention_bias",),
+        "starcoder2": ("use_bias",),
+        "phi": ("qk_layernorm",),
+        "stablelm": ("use_qkv_bias", "qk_layernorm", "use_parallel_residual"),
+        "glm4": ("attention_bias",),
+        "glm4_moe": ("attention_bias",),
+        "llama4_text": ("attention_bias",),
+        "smollm3": ("attention_bias", "mlp_bias", "use_sliding_window"),
+        "exaone4": (),
+    }[model_type]
+    for flag in flags:
+        cfg[flag] = draw(st.booleans())
+    if model_type in ("starcoder2", "cohere2", "exaone4", "smollm3"):
+        cfg["sliding_window"] = draw(st.sampled_from([None, 16, 32]))
+    if model_type in ("cohere2", "exaone4"):
+        cfg["sliding_window_pattern"] = draw(st.integers(1, 3))
+    if model_type == "exaone4" and cfg["sliding_window"] is None:
+        # Exaone4Config cannot derive layer_types without a window (modulo by zero)
+        cfg["layer_types"] = ["full_attention"] * cfg["num_hidden_layers"]
+    if model_type in ("olmoe", "granitemoe"):
+        e = draw(st.integers(1, 4))
+        cfg["num_local_experts" if model_type == "granitemoe" else "num_experts"] = e
+        cfg["num_experts_per_tok"] = draw(st.integers(1, e))
+    if model_type == "phi":
+        cfg["partial_rotary_factor"] = 0.5
+    if model_type == "glm4_moe":
+        e = draw(st.integers(1, 4))
+        cfg.update(
+            n_routed_experts=e,
+            num_experts_per_tok=draw(st.integers(1, e)),
+            n_shared_experts=draw(st.integers(1, 2)),
+            moe_intermediate_size=draw(st.integers(4, 16)),
+            first_k_dense_replace=draw(st.integers(0, 2)),
+            use_qk_norm=draw(st.booleans()),
+            n_group=1,
+            topk_group=1,
+        )
+    if model_type == "llama4_text":
+        e = draw(st.integers(1, 4))
+        cfg.update(
+            intermediate_size_mlp=draw(st.integers(8, 64)),
+            num_local_experts=e,
+            num_experts_per_tok=draw(st.integers(1, e)),
+            interleave_moe_layer_step=draw(st.integers(1, 3)),
+            attention_chunk_size=draw(st.sampled_from([16, 64])),
+            no_rope_layer_interval=draw(st.integers(1, 4)),
+            use_qk_norm=draw(st.booleans()),
+        )
+        if draw(st.booleans()):
+            layers = cfg["num_hidden_layers"]
+            cfg["moe_layers"] = draw(st.lists(st.integers(0, layers - 1), max_size=3, unique=True))
+    return cfg
+
+
+TABLE_FAMILIES = (
+    "cohere",
+    "cohere2",
+    "olmo2",
+    "olmoe",
+    "granite",
+    "granitemoe",
+    "starcoder2",
+    "phi",
+    "stablelm",
+    "gptj",
+    "glm4",
+    "glm4_moe",
+    "llama4_text",
+    "smollm3",
+    "exaone4",
+)
+
+
+@st.composite
+def qwen3_next(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    cfg = base(draw, model_type, explicit_head_dim=True)
+    e = draw(st.integers(1, 4))
+    cfg.update(
+        attention_bias=draw(st.booleans()),
+        linear_num_key_heads=draw(st.integers(1, 2)),
+        linear_num_value_heads=draw(st.sampled_from([2, 4])),
+        linear_key_head_dim=draw(st.sampled_from([4, 8])),
+        linear_value_head_dim=draw(st.sampled_from([4, 8])),
+        linear_conv_kernel_dim=draw(st.sampled_from([2, 4])),
+        num_experts=e,
+        num_experts_per_tok=draw(st.integers(1, e)),
+        moe_intermediate_size=draw(st.integers(4, 16)),
+        shared_expert_intermediate_size=draw(st.integers(4, 16)),
+        decoder_sparse_step=draw(st.integers(1, 2)),
+        mlp_only_layers=draw(st.lists(st.integers(0, 3), max_size=2, unique=True)),
+        full_attention_interval=draw(st.integers(1, 3)),
+    )
+    return cfg
+
+
+@st.composite
+def recurrent_gemma(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    cfg = base(draw, model_type)
+    n_h = cfg["num_attention_heads"]
+    cfg.update(
+        intermediate_size=2 * draw(st.integers(4, 48)),
+        lru_width=n_h * draw(st.sampled_from([2, 4, 6])),
+        conv1d_width=draw(st.sampled_from([2, 4])),
+        attention_window_size=draw(st.sampled_from([16, 64])),
+        attention_bias=draw(st.booleans()),
+        block_types=draw(
+            st.sampled_from([["recurrent", "recurrent", "attention"], ["attention"], ["recurrent"]])
+        ),
+    )
+    return cfg
+
+
+@st.composite
+def mamba2(draw: st.DrawFn, model_type: str) -> dict[str, Any]:
+    hidden = draw(st.sampled_from([8, 16, 24]))
+    expand = draw(st.sampled_from([1, 2]))
+    head_dim = draw(st.sampled_from([4, 8]))
+    groups = draw(st.sampled_from([1, 2]))
+    return {
+        "model_type": model_type,
+        "vocab_size": draw(st.integers(16, 300)),
+        "hidden_size": hidden,
+        "num_hidden_layers": draw(st.integers(1, 3)),
+        "expand": expand,
+        "head_dim": head_dim,
+        "num_heads": expand * hidden // head_dim,
+        "n_groups": groups,
+        "state_size": draw(st.sampled_from([4, 16])),
+        "conv_kernel": draw(st.sampled_from([2, 4])),
+        "use_bias": draw(st.booleans()),
+        "use_conv_bias": draw(st.booleans()),
+        "tie_word_embeddings": draw(st.booleans()),
+        "pad_token_id": 0,
+    }
+
+
 STRATEGIES = {
+    **{t: table_family for t in TABLE_FAMILIES},
     **{
         t: llama_like
         for t in (
@@ -304,6 +475,9 @@ STRATEGIES = {
     "bert": bert,
     "mamba": mamba,
     "falcon_mamba": mamba,
+    "mamba2": mamba2,
+    "qwen3_next": qwen3_next,
+    "recurrent_gemma": recurrent_gemma,
 }
 
 
@@ -325,3 +499,31 @@ def test_random_config_matches_transformers(model_type: str) -> None:
         assert_matches_reference(config)
 
     check()
+
+
+# Fields every config.json of these families states; the rest fall back to defaults.
+# The fields that fix a model's size, required by the readers (GPT-2 style names too).
+SIZE_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "n_embd",
+    "n_head",
+    "n_layer",
+    "n_embed",
+)
+
+
+@pytest.mark.parametrize("model_type", sorted(STRATEGIES))
+def test_family_defaults_are_the_config_class_defaults(model_type: str) -> None:
+    """A config that states only the size fields reads as transformers fills in the rest
+    (kv heads, head dim, MLP and expert widths, expert counts, position tables, windows)."""
+    from .reference import transformers
+
+    if model_type == "gemma3":  # nested configs, filled from their classes entirely
+        sparse: dict[str, Any] = {"model_type": "gemma3", "text_config": {}, "vision_config": {}}
+    else:
+        full = transformers.CONFIG_MAPPING[model_type]().to_dict()
+        sparse = {"model_type": model_type, **{k: full[k] for k in SIZE_FIELDS if k in full}}
+    assert_matches_reference(sparse)

@@ -157,3 +157,145 @@ def test_oversized_config_is_refused_before_reading(tmp_path: Path) -> None:
         f.truncate(5 * 2**20)
     with pytest.raises(SourceError, match="too large"):
         spec_from_path(path)
+
+
+# ------------------------------------------------------- paths, defaults and classes
+
+
+def test_native_count_says_so_and_needs_no_torch() -> None:
+    # A native family is read without importing torch (CLI start-up time).
+    code = (
+        "import sys, json; from modelmem.model.sources.hf_config import spec_from_config; "
+        f"s = spec_from_config(json.loads({json.dumps(json.dumps(LLAMA))})); "
+        "assert s.count_path == 'native', s.count_path; "
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules"
+    )
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    done = subprocess.run(
+        [sys.executable, "-c", code], env={"PYTHONPATH": src}, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "count path: native (exact)" in spec_from_config(LLAMA).notes
+
+
+def test_type_only_the_reference_path_knows_is_refused_without_torch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelmem.model.sources import reference
+
+    monkeypatch.setattr(reference, "reference_available", lambda: False)
+    with pytest.raises(InvalidValueError) as e:
+        spec_from_config({"model_type": "jamba", "hidden_size": 64})
+    assert e.value.field == "model_type"
+    assert "pip install 'modelmem[measure]'" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_other_class_without_torch_counts_the_language_model_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from modelmem.model.sources import reference
+
+    monkeypatch.setattr(reference, "reference_available", lambda: False)
+    spec = spec_from_config({**LLAMA, "architectures": ["LlamaForSequenceClassification"]})
+    assert spec.count_path == "native"
+    assert any("LlamaForSequenceClassification" in n and "measure" in n for n in spec.notes)
+
+
+def test_deepseek_v2_without_experts_per_token_is_counted_and_says_active_is_unknown() -> None:
+    config = {**load_fixture("deepseek-ai/DeepSeek-V2-Lite"), "num_experts_per_tok": None}
+    spec = spec_from_config(config)
+    assert spec.moe is not None and spec.moe.experts_per_token == spec.moe.num_experts
+    assert any("active parameter count cannot be computed" in n for n in spec.notes)
+    k = load_fixture("deepseek-ai/DeepSeek-V2-Lite")["num_experts_per_tok"]
+    from modelmem.model.params import count_params
+
+    assert (
+        count_params(spec).total
+        == count_params(spec_from_config({**config, "num_experts_per_tok": k})).total
+    )
+
+
+def test_qwen2_moe_ignores_a_zero_window_it_does_not_use() -> None:
+    config = {
+        **LLAMA,
+        "model_type": "qwen2_moe",
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 64,
+        "sliding_window": 0,
+        "use_sliding_window": False,
+    }
+    spec = spec_from_config(config)
+    assert spec.sliding_window is None and set(spec.attention_layers) == {"full"}
+    with pytest.raises(InvalidValueError, match="sliding_window"):
+        spec_from_config({**config, "use_sliding_window": True})
+
+
+def test_family_table_reads_cohere_parallel_block_and_qk_norm() -> None:
+    spec = spec_from_config({**LLAMA, "model_type": "cohere", "use_qk_norm": True})
+    a = spec.attention
+    assert a is not None and a.qk_norm and a.qk_norm_shape == "matrix"
+    assert spec.norms_per_layer == 1 and spec.parallel_residual and spec.tie_word_embeddings
+    assert (spec.norm, spec.norm_bias) == ("layernorm", False)
+
+
+def test_family_table_starcoder2_default_kv_heads_and_window() -> None:
+    config = {k: v for k, v in LLAMA.items() if k != "num_key_value_heads"}
+    spec = spec_from_config({**config, "model_type": "starcoder2", "sliding_window": 16})
+    assert spec.attention is not None and spec.attention.num_kv_heads == 2  # class default
+    assert set(spec.attention_layers) == {"sliding"} and spec.sliding_window == 16
+    assert spec.mlp is not None and not spec.mlp.gated and spec.mlp.bias
+
+
+def test_exaone4_letter_pattern() -> None:
+    config = {**LLAMA, "model_type": "exaone4", "num_hidden_layers": 4}
+    spec = spec_from_config({**config, "sliding_window": 8, "sliding_window_pattern": "LLLG"})
+    assert spec.attention_layers == ("sliding", "sliding", "sliding", "full")
+
+
+@pytest.mark.oracle
+def test_reference_path_fills_the_fields_estimates_need() -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    config = {
+        "model_type": "jamba",
+        "vocab_size": 128,
+        "hidden_size": 32,
+        "intermediate_size": 48,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "num_experts": 4,
+        "num_experts_per_tok": 2,
+        "attn_layer_period": 2,
+        "attn_layer_offset": 1,
+        "expert_layer_period": 2,
+        "expert_layer_offset": 1,
+        "pad_token_id": 0,
+    }
+    spec = spec_from_config(config)
+    assert spec.count_path == "reference" and spec.architecture == "JambaForCausalLM"
+    assert spec.attention_layers == ("ssm", "full", "ssm", "full")
+    a = spec.attention
+    assert a is not None and (a.num_heads, a.num_kv_heads, a.head_dim) == (4, 2, 8)
+    assert spec.moe is not None and spec.mlp_layers == ("dense", "moe", "dense", "moe")
+    assert any("count path: reference" in n for n in spec.notes)
+    with pytest.raises(UnknownNameError):
+        spec_from_config({"model_type": "no_such_model_type"})
+    remote = {"model_type": "no_such_model_type", "auto_map": {"AutoConfig": "x.Config"}}
+    with pytest.raises(InvalidValueError, match="never runs Hub code"):
+        spec_from_config(remote)
+
+
+def test_coverage_table_lists_every_native_family() -> None:
+    from modelmem.model.sources.hf_config import SUPPORTED_MODEL_TYPES
+
+    table = (Path(__file__).resolve().parents[2] / "docs" / "coverage.md").read_text()
+    missing = [
+        t for t in SUPPORTED_MODEL_TYPES if t != "bert" and f"| `{t}` | native |" not in table
+    ]
+    assert not missing, missing

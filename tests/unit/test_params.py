@@ -75,8 +75,20 @@ def test_bert_pooler_and_token_types() -> None:
     v, p_, t, h, i, layers = 30522, 512, 2, 768, 3072, 12
     per_layer = 4 * (h * h + h) + 2 * (2 * h) + (h * i + i) + (i * h + h)
     expected = v * h + p_ * h + t * h + 2 * h + layers * per_layer + h * h + h
-    p = count_params(spec_from_config(load_fixture("google-bert/bert-base-uncased")))
+    config = {**load_fixture("google-bert/bert-base-uncased"), "architectures": ["BertModel"]}
+    p = count_params(spec_from_config(config))
     assert p.total == expected == 109_482_240
+
+
+def test_bert_masked_lm_counts_the_named_class() -> None:
+    # BertForMaskedLM (the class bert-base-uncased's config names): no pooler (h² + h);
+    # a head of transform dense (h² + h), its LayerNorm (2h) and a decoder bias (V), the
+    # decoder weight tied to the word embeddings.
+    v, h = 30522, 768
+    config = load_fixture("google-bert/bert-base-uncased")
+    assert config["architectures"] == ["BertForMaskedLM"]
+    p = count_params(spec_from_config(config))
+    assert p.total == 109_482_240 - (h * h + h) + (h * h + h) + 2 * h + v == 109_514_298
 
 
 def test_gpt2_closed_form() -> None:

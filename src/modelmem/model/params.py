@@ -17,12 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
-from typing import Literal
 
-from modelmem.model.spec import AttentionSpec, ModelSpec, MoeSpec, VisionSpec
+from modelmem.model.spec import AttentionSpec, ModelSpec, MoeSpec, ParamTensor, Role, VisionSpec
 
-Role = Literal["linear", "bias", "norm", "embedding", "expert", "other"]
+__all__ = ["ParamCount", "ParamTensor", "Role", "count_params", "tensor_inventory"]
 
 # Breakdown keys, hierarchical like the reference formulas (component/sub-component).
 EMBEDDING = "embedding"
@@ -37,39 +35,11 @@ SSM = "ssm"
 LM_HEAD = "lm_head"
 POOLER = "pooler"
 VISION = "vision_tower"
+AUDIO = "audio_tower"
 PROJECTOR = "projector"
-
-
-@dataclass(frozen=True, slots=True)
-class ParamTensor:
-    """One parameter tensor, possibly repeated in several layers.
-
-    ``name`` is the module path of the reference implementation with ``{i}`` standing for
-    the layer index, e.g. ``model.layers.{i}.self_attn.q_proj.weight``.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    component: str
-    role: Role
-    layers: tuple[int, ...] = ()
-
-    @property
-    def numel_each(self) -> int:
-        return prod(self.shape)
-
-    @property
-    def copies(self) -> int:
-        return len(self.layers) if self.layers else 1
-
-    @property
-    def numel(self) -> int:
-        return self.numel_each * self.copies
-
-    @property
-    def module(self) -> str:
-        """Module path without the parameter name (``...q_proj``)."""
-        return self.name.rsplit(".", 1)[0]
+OTHER = "other"  # reference-path tensors no rule below places (counted, shown apart)
+# Components outside the text model: towers of multimodal models and their projectors.
+NON_TEXT = (VISION, AUDIO, PROJECTOR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +76,11 @@ def _norm(
         yield ParamTensor(f"{module}.bias", (width,), component, "norm", layers)
 
 
+def _attention_indices(spec: ModelSpec) -> tuple[int, ...]:
+    """Layers with self-attention (all of them, but in hybrids)."""
+    return tuple(i for i, k in enumerate(spec.attention_layers) if k in ("full", "sliding"))
+
+
 def _layer_indices(spec: ModelSpec, kind: str | None = None) -> tuple[int, ...]:
     if kind is None:
         return tuple(range(spec.num_layers))
@@ -125,23 +100,142 @@ def _lm_head(spec: ModelSpec) -> Iterator[ParamTensor]:
 # --------------------------------------------------------------------- llama-style
 
 
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """Module names of a llama-style family in its transformers implementation. The
+    numbers (widths, biases, which norms) live in the spec; this says only what the
+    tensors are called, so that a new family is a row of data."""
+
+    base: str = "model"
+    layers: str = "layers"
+    embed: str = "embed_tokens"
+    attn: str = "self_attn"
+    o_proj: str = "o_proj"
+    qk_norms: tuple[str, str] = ("q_norm", "k_norm")
+    # Per-layer norms, the first ``spec.norms_per_layer`` of them.
+    layer_norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
+    mlp: str = "mlp"  # the dense feed-forward module
+    plain_mlp: tuple[str, str] = ("c_fc", "c_proj")  # up, down of a non-gated MLP
+    moe: str = "mlp"  # the module holding router and experts
+    router: str = "gate"
+    shared: str = "shared_expert"  # the always-active shared expert MLP
+    experts_transposed: bool = False  # experts stored [E, h, 2I] and [E, I, h]
+    final_norm: str = "norm"
+
+
+_GEMMA_NORMS = (
+    "input_layernorm",
+    "post_attention_layernorm",
+    "pre_feedforward_layernorm",
+    "post_feedforward_layernorm",
+)
+_POST_NORMS = ("post_attention_layernorm", "post_feedforward_layernorm")
+_NAMING: dict[str, Naming] = {
+    "gemma2": Naming(layer_norms=_GEMMA_NORMS),
+    "gemma3_text": Naming(layer_norms=_GEMMA_NORMS),
+    "gemma3": Naming(layer_norms=_GEMMA_NORMS),
+    "gpt_oss": Naming(router="router", experts_transposed=True),
+    "deepseek_v2": Naming(shared="shared_experts"),
+    "deepseek_v3": Naming(shared="shared_experts"),
+    "glm4_moe": Naming(shared="shared_experts"),
+    "llama4_text": Naming(
+        mlp="feed_forward", moe="feed_forward", router="router", experts_transposed=True
+    ),
+    "phimoe": Naming(router="router"),
+    "granitemoe": Naming(moe="block_sparse_moe", router="router"),
+    "olmo2": Naming(layer_norms=_POST_NORMS),
+    "exaone4": Naming(layer_norms=_POST_NORMS),
+    "glm4": Naming(
+        layer_norms=(
+            "input_layernorm",
+            "post_attention_layernorm",
+            "post_self_attn_layernorm",
+            "post_mlp_layernorm",
+        )
+    ),
+    "phi": Naming(
+        o_proj="dense",
+        qk_norms=("q_layernorm", "k_layernorm"),
+        plain_mlp=("fc1", "fc2"),
+        final_norm="final_layernorm",
+    ),
+    "stablelm": Naming(qk_norms=("q_layernorm", "k_layernorm")),
+    "gptj": Naming(
+        base="transformer",
+        layers="h",
+        embed="wte",
+        attn="attn",
+        o_proj="out_proj",
+        layer_norms=("ln_1",),
+        plain_mlp=("fc_in", "fc_out"),
+        final_norm="ln_f",
+    ),
+}
+_DEFAULT_NAMING = Naming()
+
+
+def _naming(spec: ModelSpec) -> Naming:
+    return _NAMING.get(spec.family, _DEFAULT_NAMING)
+
+
+def _qk_norms(
+    att: str, spec: ModelSpec, a: AttentionSpec, names: tuple[str, str], layers: tuple[int, ...]
+) -> Iterator[ParamTensor]:
+    """Norms on q and k, in the shape the family uses (see ``AttentionSpec.qk_norm_shape``)."""
+    d = a.head_dim
+    for name, heads in zip(names, (a.num_heads, a.num_kv_heads), strict=True):
+        if a.qk_norm_shape == "head":
+            yield from _norm(f"{att}.{name}", d, spec, layers)
+        elif a.qk_norm_shape == "full":
+            yield ParamTensor(f"{att}.{name}.weight", (heads * d,), NORMS, "norm", layers)
+        elif a.qk_norm_shape == "matrix":
+            yield ParamTensor(f"{att}.{name}.weight", (heads, d), NORMS, "norm", layers)
+        else:  # one LayerNorm (no bias) per head
+            for j in range(heads):
+                yield ParamTensor(f"{att}.{name}.norms.{j}.weight", (d,), NORMS, "norm", layers)
+
+
 def _attention_llama(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
     """q/k/v/o projections (separate, or fused qkv_proj for Phi-3), q/k norms, sinks."""
-    h, layers = spec.hidden_size, _layer_indices(spec)
+    h, layers, names = spec.hidden_size, _attention_indices(spec), _naming(spec)
     q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
-    att = f"{prefix}.self_attn"
+    if a.output_gate:  # queries and their per-head gates from one projection
+        q_out *= 2
+    att = f"{prefix}.{names.attn}"
     if spec.layout == "phi3":
         yield from _linear(f"{att}.qkv_proj", h, q_out + 2 * kv_out, ATTENTION, layers, a.q_bias)
     else:
         yield from _linear(f"{att}.q_proj", h, q_out, ATTENTION, layers, a.q_bias)
         yield from _linear(f"{att}.k_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
         yield from _linear(f"{att}.v_proj", h, kv_out, ATTENTION, layers, a.kv_bias)
-    yield from _linear(f"{att}.o_proj", a.num_heads * a.v_head_dim, h, ATTENTION, layers, a.o_bias)
+    o_in = a.num_heads * a.v_head_dim
+    yield from _linear(f"{att}.{names.o_proj}", o_in, h, ATTENTION, layers, a.o_bias)
     if a.qk_norm:
-        yield ParamTensor(f"{att}.q_norm.weight", (a.head_dim,), NORMS, "norm", layers)
-        yield ParamTensor(f"{att}.k_norm.weight", (a.head_dim,), NORMS, "norm", layers)
+        yield from _qk_norms(att, spec, a, names.qk_norms, layers)
     if a.sinks:
         yield ParamTensor(f"{att}.sinks", (a.num_heads,), ATTENTION, "other", layers)
+
+
+def _gated_delta_net(prefix: str, spec: ModelSpec) -> Iterator[ParamTensor]:
+    """Qwen3-Next's gated delta-net layers: in_proj_qkvz h -> (2·key + 2·value dims),
+    in_proj_ba h -> 2 per value head, a depthwise conv over q, k, v, per-head dt_bias and
+    A_log, a gated RMSNorm over the value head dim, out_proj value dim -> h."""
+    la = spec.linear_attention
+    assert la is not None
+    h, layers = (
+        spec.hidden_size,
+        tuple(i for i, k in enumerate(spec.attention_layers) if k == "linear"),
+    )
+    lin = f"{prefix}.linear_attn"
+    conv = 2 * la.key_dim + la.value_dim
+    yield ParamTensor(f"{lin}.dt_bias", (la.num_value_heads,), SSM, "other", layers)
+    yield ParamTensor(f"{lin}.A_log", (la.num_value_heads,), SSM, "other", layers)
+    yield ParamTensor(f"{lin}.conv1d.weight", (conv, 1, la.conv_kernel), SSM, "other", layers)
+    qkvz = 2 * la.key_dim + 2 * la.value_dim
+    yield from _linear(f"{lin}.in_proj_qkvz", h, qkvz, SSM, layers, False)
+    yield from _linear(f"{lin}.in_proj_ba", h, 2 * la.num_value_heads, SSM, layers, False)
+    yield ParamTensor(f"{lin}.norm.weight", (la.value_head_dim,), NORMS, "norm", layers)
+    yield from _linear(f"{lin}.out_proj", la.value_dim, h, SSM, layers, False)
 
 
 def _attention_mla(prefix: str, spec: ModelSpec, a: AttentionSpec) -> Iterator[ParamTensor]:
@@ -192,10 +286,10 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
         moe.num_experts,
         moe.expert_intermediate_size,
     )
-    mlp = f"{prefix}.mlp"
-    router = "router" if spec.family in ("gpt_oss", "phimoe") else "gate"
-    yield from _linear(f"{mlp}.{router}", h, e, ROUTER, layers, moe.router_bias)
-    if spec.family == "gpt_oss":  # gpt-oss stores experts transposed: [E, h, 2I] and [E, I, h]
+    names = _naming(spec)
+    mlp = f"{prefix}.{names.moe}"
+    yield from _linear(f"{mlp}.{names.router}", h, e, ROUTER, layers, moe.router_bias)
+    if names.experts_transposed:  # gpt-oss, Llama 4: [E, h, 2I] and [E, I, h]
         up_shape, down_shape = (e, h, 2 * width), (e, width, h)
     else:
         up_shape, down_shape = (e, 2 * width, h), (e, h, width)
@@ -208,9 +302,14 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
     if moe.expert_bias:
         yield ParamTensor(f"{mlp}.experts.down_proj_bias", (e, h), EXPERTS, "expert", layers)
     if moe.shared_intermediate_size:
-        shared = "shared_experts" if spec.layout == "deepseek" else "shared_expert"
         yield from _gated_mlp(
-            f"{mlp}.{shared}", h, moe.shared_intermediate_size, SHARED_EXPERTS, layers, False, False
+            f"{mlp}.{names.shared}",
+            h,
+            moe.shared_intermediate_size,
+            SHARED_EXPERTS,
+            layers,
+            False,
+            False,
         )
     if moe.shared_expert_gate:
         yield from _linear(f"{mlp}.shared_expert_gate", h, 1, SHARED_EXPERTS, layers, False)
@@ -218,32 +317,36 @@ def _moe(prefix: str, spec: ModelSpec, moe: MoeSpec) -> Iterator[ParamTensor]:
 
 def _llama_style(spec: ModelSpec) -> Iterator[ParamTensor]:
     """Llama, Mistral, Mixtral, Qwen 2/2.5/3 (+MoE), Gemma 1/2/3, Phi-3, Phi-MoE, DeepSeek
-    V2/V3 and gpt-oss: pre-norm decoder blocks with rotary positions."""
-    base = "model.language_model" if spec.vision is not None else "model"
-    prefix = f"{base}.layers.{{i}}"
+    V2/V3, gpt-oss and the families of the naming table (Cohere, OLMo 2, OLMoE, Granite,
+    StarCoder2, Phi, StableLM, GPT-J, GLM-4, SmolLM3, EXAONE 4): decoder blocks of
+    attention and a gated, plain or MoE MLP, with the family's norms."""
+    names = _naming(spec)
+    base = "model.language_model" if spec.vision is not None else names.base
+    prefix = f"{base}.{names.layers}.{{i}}"
     h, all_layers = spec.hidden_size, _layer_indices(spec)
-    yield ParamTensor(f"{base}.embed_tokens.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield ParamTensor(f"{base}.{names.embed}.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     a = spec.attention
     assert a is not None
-    yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
-    if spec.mlp is not None and "dense" in spec.mlp_layers:
-        yield from _gated_mlp(
-            f"{prefix}.mlp",
-            h,
-            spec.mlp.intermediate_size,
-            MLP,
-            _layer_indices(spec, "dense"),
-            spec.mlp.bias,
-            fused=spec.layout == "phi3",
-        )
+    if _attention_indices(spec):  # (a hybrid may have none; an empty list means "once")
+        yield from (_attention_mla if a.is_mla else _attention_llama)(prefix, spec, a)
+    if spec.linear_attention is not None:
+        yield from _gated_delta_net(prefix, spec)
+    m = spec.mlp
+    if m is not None and "dense" in spec.mlp_layers:
+        dense = _layer_indices(spec, "dense")
+        if m.gated:
+            fused = spec.layout == "phi3" or spec.family == "glm4"
+            mlp = f"{prefix}.{names.mlp}"
+            yield from _gated_mlp(mlp, h, m.intermediate_size, MLP, dense, m.bias, fused)
+        else:
+            up, down = (f"{prefix}.{names.mlp}.{n}" for n in names.plain_mlp)
+            yield from _linear(up, h, m.intermediate_size, MLP, dense, m.bias)
+            yield from _linear(down, m.intermediate_size, h, MLP, dense, m.bias)
     if spec.moe is not None and spec.is_moe:
         yield from _moe(prefix, spec, spec.moe)
-    norm_names: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm")
-    if spec.norms_per_layer == 4:  # Gemma 2/3 sandwich norms
-        norm_names += ("pre_feedforward_layernorm", "post_feedforward_layernorm")
-    for norm in norm_names:
+    for norm in names.layer_norms[: spec.norms_per_layer]:
         yield from _norm(f"{prefix}.{norm}", h, spec, all_layers)
-    yield from _norm(f"{base}.norm", h, spec, ())
+    yield from _norm(f"{base}.{names.final_norm}", h, spec, ())
     yield from _lm_head(spec)
 
 
@@ -349,10 +452,11 @@ def _opt(spec: ModelSpec) -> Iterator[ParamTensor]:
 def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
     """BERT encoder (BertModel): word + position + token-type embeddings and their
     LayerNorm, post-norm layers with biased linears, and the pooler."""
-    h, layers, p = spec.hidden_size, _layer_indices(spec), "encoder.layer.{i}"
+    root = "bert." if spec.mlm_head else ""  # BertForMaskedLM wraps BertModel as .bert
+    h, layers, p = spec.hidden_size, _layer_indices(spec), f"{root}encoder.layer.{{i}}"
     m = spec.mlp
     assert m is not None
-    emb = "embeddings"
+    emb = f"{root}embeddings"
     yield ParamTensor(f"{emb}.word_embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     yield ParamTensor(
         f"{emb}.position_embeddings.weight", (spec.learned_positions, h), POSITIONS, "embedding"
@@ -370,6 +474,13 @@ def _bert(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield from _norm(f"{p}.output.LayerNorm", h, spec, layers)
     if spec.pooler:
         yield from _linear("pooler.dense", h, h, POOLER, (), True)
+    if spec.mlm_head:  # BertForMaskedLM: dense + LayerNorm transform, decoder tied or not
+        head = "cls.predictions"
+        yield ParamTensor(f"{head}.bias", (spec.vocab_size,), LM_HEAD, "bias")
+        yield from _linear(f"{head}.transform.dense", h, h, LM_HEAD, (), True)
+        yield from _norm(f"{head}.transform.LayerNorm", h, spec, (), LM_HEAD)
+        if not spec.tie_word_embeddings:  # an untied decoder also keeps its own bias
+            yield from _linear(f"{head}.decoder", h, spec.vocab_size, LM_HEAD, (), True)
 
 
 def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
@@ -383,6 +494,11 @@ def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
     mix = f"{p}.mixer"
     yield ParamTensor("backbone.embeddings.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
     yield from _norm(f"{p}.norm", h, spec, layers)
+    if s.num_heads:
+        yield from _mamba2_mixer(mix, spec, layers)
+        yield from _norm("backbone.norm_f", h, spec, ())
+        yield from _lm_head(spec)
+        return
     yield ParamTensor(f"{mix}.A_log", (d, n), SSM, "other", layers)
     yield ParamTensor(f"{mix}.D", (d,), SSM, "other", layers)
     yield ParamTensor(f"{mix}.conv1d.weight", (d, 1, s.conv_kernel), SSM, "other", layers)
@@ -394,6 +510,64 @@ def _mamba(spec: ModelSpec) -> Iterator[ParamTensor]:
     yield from _linear(f"{mix}.out_proj", d, h, SSM, layers, s.proj_bias)
     yield from _norm("backbone.norm_f", h, spec, ())
     yield from _lm_head(spec)
+
+
+def _recurrent_gemma(spec: ModelSpec) -> Iterator[ParamTensor]:
+    """RecurrentGemma (Griffin): per layer a temporal block — local attention (q/k/v
+    without bias, o_proj with) or the recurrent block — and a gated GeLU MLP with biases,
+    each behind an RMSNorm; tied embeddings."""
+    h, all_layers, base = spec.hidden_size, _layer_indices(spec), "model"
+    p = f"{base}.layers.{{i}}"
+    a, m, r = spec.attention, spec.mlp, spec.recurrent
+    assert a is not None and m is not None and r is not None
+    yield ParamTensor(f"{base}.embed_tokens.weight", (spec.vocab_size, h), EMBEDDING, "embedding")
+    yield from _norm(f"{p}.temporal_pre_norm", h, spec, all_layers)
+    attn = _attention_indices(spec)
+    if attn:
+        t = f"{p}.temporal_block"
+        q_out, kv_out = a.num_heads * a.head_dim, a.num_kv_heads * a.head_dim
+        yield from _linear(f"{t}.q_proj", h, q_out, ATTENTION, attn, a.q_bias)
+        yield from _linear(f"{t}.k_proj", h, kv_out, ATTENTION, attn, a.kv_bias)
+        yield from _linear(f"{t}.v_proj", h, kv_out, ATTENTION, attn, a.kv_bias)
+        yield from _linear(f"{t}.o_proj", q_out, h, ATTENTION, attn, a.o_bias)
+    rec = tuple(i for i, k in enumerate(spec.attention_layers) if k == "linear")
+    if rec:
+        t, w, heads = f"{p}.temporal_block", r.lru_width, r.num_heads
+        block = w // heads
+        yield from _linear(f"{t}.linear_y", h, w, SSM, rec, True)
+        yield from _linear(f"{t}.linear_x", h, w, SSM, rec, True)
+        yield from _linear(f"{t}.linear_out", w, h, SSM, rec, True)
+        yield ParamTensor(f"{t}.conv_1d.weight", (w, 1, r.conv_kernel), SSM, "other", rec)
+        yield ParamTensor(f"{t}.conv_1d.bias", (w,), SSM, "bias", rec)
+        lru = f"{t}.rg_lru"
+        yield ParamTensor(f"{lru}.recurrent_param", (w,), SSM, "other", rec)
+        for gate in ("input_gate", "recurrent_gate"):
+            yield ParamTensor(f"{lru}.{gate}_weight", (heads, block, block), SSM, "other", rec)
+            yield ParamTensor(f"{lru}.{gate}_bias", (heads, block), SSM, "bias", rec)
+    yield from _norm(f"{p}.channel_pre_norm", h, spec, all_layers)
+    yield from _gated_mlp(f"{p}.mlp_block", h, m.intermediate_size, MLP, all_layers, True, False)
+    yield from _norm(f"{base}.final_norm", h, spec, ())
+    yield from _lm_head(spec)
+
+
+def _mamba2_mixer(mix: str, spec: ModelSpec, layers: tuple[int, ...]) -> Iterator[ParamTensor]:
+    """Mamba-2 mixer (arXiv:2405.21060): in_proj h -> z, x, B, C, dt (D + conv + heads),
+    depthwise conv over x, B, C, per-head dt_bias, A_log and D, a gated RMSNorm over D and
+    out_proj D -> h."""
+    s = spec.ssm
+    assert s is not None
+    d, heads, conv = s.inner_size, s.num_heads, s.conv_channels
+    yield ParamTensor(f"{mix}.dt_bias", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.A_log", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.D", (heads,), SSM, "other", layers)
+    yield ParamTensor(f"{mix}.conv1d.weight", (conv, 1, s.conv_kernel), SSM, "other", layers)
+    if s.conv_bias:
+        yield ParamTensor(f"{mix}.conv1d.bias", (conv,), SSM, "bias", layers)
+    yield from _linear(
+        f"{mix}.in_proj", spec.hidden_size, d + conv + heads, SSM, layers, s.proj_bias
+    )
+    yield ParamTensor(f"{mix}.norm.weight", (d,), NORMS, "norm", layers)
+    yield from _linear(f"{mix}.out_proj", d, spec.hidden_size, SSM, layers, s.proj_bias)
 
 
 def _vision(v: VisionSpec) -> Iterator[ParamTensor]:
@@ -444,6 +618,7 @@ _BUILDERS = {
     "opt": _opt,
     "bert": _bert,
     "mamba": _mamba,
+    "recurrent_gemma": _recurrent_gemma,
 }
 
 
@@ -452,6 +627,8 @@ _BUILDERS = {
 @lru_cache(maxsize=512)
 def tensor_inventory(spec: ModelSpec) -> tuple[ParamTensor, ...]:
     """Every parameter tensor of the model, tied weights once."""
+    if spec.inventory:  # read from the module tree (reference path)
+        return spec.inventory
     tensors = list(_BUILDERS[spec.layout](spec))
     if spec.vision is not None:
         tensors.extend(_vision(spec.vision))
@@ -472,7 +649,9 @@ COMPONENT_ORDER = (
     LM_HEAD,
     POOLER,
     VISION,
+    AUDIO,
     PROJECTOR,
+    OTHER,
 )
 
 
@@ -484,12 +663,13 @@ def _sum_by_component(tensors: Iterable[ParamTensor]) -> tuple[tuple[str, int], 
 
 
 def inactive_expert_params(spec: ModelSpec, tensors: Iterable[ParamTensor]) -> int:
-    """Routed-expert parameters a token does not use: (E - k) / E of every expert tensor
-    (each has a leading expert dimension E, so the division is exact)."""
+    """Routed-expert parameters a token does not use: (E - k) / E of all expert tensors.
+    Their sum is E equal experts per MoE layer (stacked [E, ...] tensors, or one module per
+    expert), so the division is exact."""
     if spec.moe is None:
         return 0
     e, k = spec.moe.num_experts, spec.moe.experts_per_token
-    return sum(t.numel // e * (e - k) for t in tensors if t.component == EXPERTS)
+    return sum(t.numel for t in tensors if t.component == EXPERTS) // e * (e - k)
 
 
 @lru_cache(maxsize=512)
@@ -497,7 +677,7 @@ def count_params(spec: ModelSpec) -> ParamCount:
     """Exact parameter count and breakdown of ``spec``."""
     tensors = tensor_inventory(spec)
     total = sum(t.numel for t in tensors)
-    vision = sum(t.numel for t in tensors if t.component in (VISION, PROJECTOR))
+    vision = sum(t.numel for t in tensors if t.component in NON_TEXT)
     return ParamCount(
         total=total,
         active=total - inactive_expert_params(spec, tensors),

@@ -62,6 +62,7 @@ def _from_spec(
     notes: tuple[str, ...] = (),
 ) -> ResolvedModel:
     params = count_params(spec)
+    notes = (*spec.notes, *notes)  # the spec's own: which path counted it, defaults applied
     if checkpoint is not None:
         from modelmem.model.sources.safetensors_file import compare_counts
 
@@ -125,11 +126,11 @@ def resolve(source: str, *, allow_hub: bool = True, local_files: bool = True) ->
     try:
         return size_only(parse_count(text, field="source"), text)
     except ModelMemError:
-        from modelmem.errors import closest_names
+        from modelmem.errors import closest_names, did_you_mean
         from modelmem.model.sources.catalogue import load_catalogue
 
         close = closest_names(text, [e.name for e in load_catalogue().values()])
-        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        hint = f"{did_you_mean(close)} " if close else ""
         raise InvalidValueError(
             "source",
             text,
