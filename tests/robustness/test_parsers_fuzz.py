@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelmem.tokens import TextChunks
+from modelmem.tokenization import TextChunks
 
 from modelmem.errors import ModelMemError
 from modelmem.model import limits
@@ -181,7 +181,7 @@ def test_text_chunks_rebuild_the_text(text: str, chunk_bytes: int) -> None:
 
 
 def test_text_chunks_bound_a_stretch_with_no_place_to_cut(monkeypatch: pytest.MonkeyPatch) -> None:
-    import modelmem.tokens as tokens
+    import modelmem.tokenization as tokens
 
     monkeypatch.setattr(tokens, "FORCED_CUT_CHARS", 1000)
     chunks = TextChunks(io.BytesIO(b"a" * 50_000), chunk_bytes=4096)

@@ -365,7 +365,7 @@ def test_gguf_tokenizers_never_use_gguf_readers_unbounded_parser(
 def test_a_word_with_no_place_to_cut_is_counted_in_bounded_pieces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import modelmem.tokens as tokens
+    import modelmem.tokenization as tokens
 
     pytest.importorskip("tiktoken")
     tok = load_tokenizer("cl100k_base")
