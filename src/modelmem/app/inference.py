@@ -9,7 +9,7 @@ else bf16), the KV cache format (by engine and weights), the context (the model'
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
 
@@ -60,13 +60,33 @@ def _check_engine_options(request: InferenceRequest, engine: str, count: int) ->
             raise InvalidValueError(
                 name, getattr(request, name), f"is a {owner} option (engine is {engine})"
             )
-    if engine == "llama.cpp" and request.tp > 1:
+    if engine == "llama.cpp" and request.tp > 1 and (request.is_given("tp") or count == 1):
         raise InvalidValueError(
             "tp",
             request.tp,
-            "llama.cpp splits layers over devices (--split-mode layer), it has no tensor "
-            "parallelism here",
+            "llama.cpp splits layers over devices, it has no tensor parallelism: give "
+            "--tensor-split with one share per device (or fit --count N)",
         )
+
+
+def _llama_cpp_devices(
+    request: InferenceRequest, count: int
+) -> tuple[int, tuple[float, ...] | None]:
+    """Devices llama.cpp splits the model over and their -ts shares: one share per
+    device given, else ``count`` (fit/plan --count) equal shares."""
+    if request.tensor_split is None:
+        return count, None
+    try:
+        shares = tuple(float(x) for x in request.tensor_split.split(","))
+    except ValueError:
+        raise InvalidValueError(
+            "tensor_split", request.tensor_split, "must be numbers separated by commas, e.g. 3,1"
+        ) from None
+    if count > 1 and len(shares) != count:
+        raise InvalidValueError(
+            "tensor_split", request.tensor_split, f"must give one share per device ({count})"
+        )
+    return len(shares), shares
 
 
 def _check_tp(spec: Any, tp: int) -> None:
@@ -123,6 +143,10 @@ def prepare_inference(model: Any, request: InferenceRequest, count: int = 1) -> 
     spec = model.spec
     engine = request.engine or default_engine(model)
     _check_engine_options(request, engine, count)
+    devices, shares = 1, None
+    if engine == "llama.cpp":
+        devices, shares = _llama_cpp_devices(request, count)
+        request = replace(request, tp=1)  # fit --count N: N devices for the layer split
     _check_tp(spec, request.tp)
     context = request.context or min(spec.context_length, DEFAULT_INFERENCE_CONTEXT_CAP)
     dtype, stored, notes = resolve_weights(model, request)
@@ -147,9 +171,15 @@ def prepare_inference(model: Any, request: InferenceRequest, count: int = 1) -> 
         device_memory_bytes=budget,
         gpu_memory_utilization=request.gpu_memory_utilization,
         max_num_batched_tokens=request.max_num_batched_tokens,
+        max_num_seqs=request.max_num_seqs,
+        vllm_version=request.vllm_version,
         n_ubatch=request.ubatch,
         flash_attention=not request.no_flash_attention,
         gpu_layers=request.gpu_layers,
+        devices=devices,
+        split_mode=request.split_mode,
+        tensor_split=shares,
+        mmap=not request.no_mmap,
     )
     return PreparedInference(model, request, workload, settings, budget, tuple(notes))
 
@@ -169,6 +199,10 @@ def inference_json(prepared: PreparedInference, budget_bytes: int | None = None)
 
     model, workload, settings = prepared.model, prepared.workload, prepared.settings
     spec = model.spec
+    if budget_bytes is not None and workload.engine != "transformers":
+        # fit's device is the engine's device: vLLM sizes its pool from it, llama.cpp
+        # offloads the layers that fit on it
+        settings = replace(settings, device_memory_bytes=budget_bytes)
     est = estimate_inference(spec, workload, settings)
     rule = rule_of_thumb(model.params.total, get_format(rule_format_name(workload.dtype)))
     data: dict[str, Any] = {
@@ -198,4 +232,7 @@ def inference_json(prepared: PreparedInference, budget_bytes: int | None = None)
         data["margin_bytes"] = budget - est.total_bytes
         data["max_context"] = largest_fitting(spec, workload, budget, "context", settings)
         data["max_batch"] = largest_fitting(spec, workload, budget, "batch", settings)
+    # what the engine itself decides: vLLM's pool, max_context and fits; llama.cpp's
+    # offload verdict and per-device loads (the estimate's own figures win)
+    data.update(est.engine_facts)
     return data
