@@ -199,10 +199,6 @@ def inference_json(prepared: PreparedInference, budget_bytes: int | None = None)
 
     model, workload, settings = prepared.model, prepared.workload, prepared.settings
     spec = model.spec
-    if budget_bytes is not None and workload.engine != "transformers":
-        # fit's device is the engine's device: vLLM sizes its pool from it, llama.cpp
-        # offloads the layers that fit on it
-        settings = replace(settings, device_memory_bytes=budget_bytes)
     est = estimate_inference(spec, workload, settings)
     rule = rule_of_thumb(model.params.total, get_format(rule_format_name(workload.dtype)))
     data: dict[str, Any] = {
