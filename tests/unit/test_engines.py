@@ -17,8 +17,8 @@ from modelmem.errors import InvalidValueError, UnknownNameError
 from modelmem.formats import get_format
 from modelmem.memory.engines import (
     GIB,
+    VLLM_NON_TORCH_BYTES,
     VLLM_TP_COMM_BYTES,
-    VLLM_V1_NON_TORCH_BYTES,
     gguf_parts,
     llama_cpp_compute_phases,
     llama_cpp_placement,
@@ -236,7 +236,7 @@ def test_vllm_versions_and_their_profiles() -> None:
     vocab = 128256
     assert v1.breakdown.get("sampler").bytes == 1024 * vocab * 15
     assert v0.breakdown.get("sampler").bytes == 256 * vocab * 4
-    assert v1.breakdown.get("non_torch").bytes == VLLM_V1_NON_TORCH_BYTES
+    assert v1.breakdown.get("non_torch").bytes == VLLM_NON_TORCH_BYTES
     small = _vllm("llama-3.1-8b", EngineSettings(device_memory_bytes=24 * GIB), context=8192)
     assert small.engine_facts["max_num_seqs"] == 256
     given = _vllm("llama-3.1-8b", replace(engine, max_num_seqs=64), context=8192)
@@ -252,6 +252,11 @@ def test_vllm_tensor_parallel_pays_communication_buffers_per_gpu() -> None:
     assert tp2.breakdown.get("comm_buffers").bytes == VLLM_TP_COMM_BYTES
     with pytest.raises(KeyError):
         _vllm("llama-3.1-8b", engine, context=8192).breakdown.get("comm_buffers")
+    # V0 0.7 at tp 2 logged only "non_torch_memory takes 0.25GiB" (vllm issue #13061)
+    v0 = _vllm("llama-3.1-70b", replace(engine, vllm_version="0.7.2"), context=8192, tp=2)
+    with pytest.raises(KeyError):
+        v0.breakdown.get("comm_buffers")
+    assert v0.breakdown.get("non_torch").bytes == GIB // 4
 
 
 def test_vllm_moe_models_add_the_fused_moe_workspace() -> None:

@@ -43,10 +43,11 @@ VLLM_BLOCK_TOKENS = 16  # CacheConfig.DEFAULT_BLOCK_SIZE
 LLAMA_CPP_CELL_PAD = 256
 # V1 became vLLM's default engine in 0.8.0 (VLLM_USE_V1=1); V0 was removed in 0.11.
 VLLM_V1_SINCE = (0, 8)
-# Non-torch memory V1 logs on one GPU after the profile run ("non-torch memory 0.25GiB").
-VLLM_V1_NON_TORCH_BYTES = GIB // 4
-# Per-GPU communication buffers under tensor parallelism: NCCL and the custom all-reduce
-# (about 2 GiB per GPU in V1 logs at tp 2-4), outside the torch allocator.
+# Non-torch memory the profile subtracts: V1 logs on one GPU "non-torch memory 0.25GiB";
+# V0 0.7 at tp 2 logged "non_torch_memory takes 0.25GiB" too (vllm issue #13061).
+VLLM_NON_TORCH_BYTES = GIB // 4
+# Per-GPU communication buffers of V1 under tensor parallelism: NCCL and the custom
+# all-reduce (about 2 GiB per GPU in V1 logs at tp 2-4), outside the torch allocator.
 VLLM_TP_COMM_BYTES = 2 * GIB
 # The V1 sampler's profile run keeps about 15 B per vocabulary entry and sequence (fp32
 # logits, their softmax and log-softmax, and a sorted copy for top-p/top-k).
@@ -85,9 +86,7 @@ def parse_vllm_version(version: str) -> tuple[int, int]:
     return major, minor
 
 
-def vllm_profile(
-    spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
-) -> VllmProfile:
+def vllm_profile(spec: ModelSpec, engine: EngineSettings) -> VllmProfile:
     """The release's profile: V1 (0.8+) or V0, its default --max-num-seqs for the device
     (vllm/engine/arg_utils.py: 1,024 on devices of 70 GiB or more in V1, else 256), the
     sampler's profile peak and the non-torch memory it subtracts."""
@@ -95,7 +94,7 @@ def vllm_profile(
     large = engine.device_memory_bytes is not None and engine.device_memory_bytes >= 70 * GIB
     seqs = engine.max_num_seqs or (1024 if v1 and large else 256)
     per_logit = VLLM_V1_SAMPLER_BYTES_PER_LOGIT if v1 else VLLM_V0_SAMPLER_BYTES_PER_LOGIT
-    non_torch = VLLM_V1_NON_TORCH_BYTES if v1 else workload.cuda_context_bytes
+    non_torch = VLLM_NON_TORCH_BYTES
     how = (
         f"vLLM {engine.vllm_version} ({'V1' if v1 else 'V0'} engine): KV pool sized before "
         "CUDA graphs are captured"
@@ -202,13 +201,13 @@ def estimate_vllm(
     act = activation_bytes(workload.dtype)
     kv_fmt = get_format(workload.kv_dtype or default_kv_format("vllm", act))
     layout = cache_layout(spec, kv_fmt, tp=workload.tp)
-    profile = vllm_profile(spec, workload, engine)
+    profile = vllm_profile(spec, engine)
     tp = workload.tp
     weight_bytes = ceil(weights.total_bytes / tp)
     per_token = vllm_activation_per_token(spec, act, tp)
     activations = engine.max_num_batched_tokens * per_token
     moe = vllm_moe_workspace(spec, engine.max_num_batched_tokens, act, tp)
-    comm = VLLM_TP_COMM_BYTES if tp > 1 else 0
+    comm = VLLM_TP_COMM_BYTES if tp > 1 and profile.v1 else 0
     fixed = weight_bytes + activations + profile.sampler_bytes + moe + profile.non_torch_bytes
     fixed += comm
     notes = [*weights.notes, profile.how]
@@ -252,9 +251,7 @@ def estimate_vllm(
         MemoryComponent(
             "non_torch",
             profile.non_torch_bytes,
-            "V1 non-torch memory on one GPU (logs: 0.25 GiB)"
-            if profile.v1
-            else "CUDA context and non-torch memory (--cuda-context)",
+            "non-torch memory the profile subtracts (V0 and V1 logs: 0.25 GiB)",
         )
     )
     if comm:
