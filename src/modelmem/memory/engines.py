@@ -189,6 +189,56 @@ def _vllm_pool_facts(
     return facts, notes
 
 
+def vllm_fixed_components(
+    spec: ModelSpec,
+    workload: InferenceWorkload,
+    engine: EngineSettings,
+    profile: VllmProfile,
+    weights: WeightsEstimate,
+) -> list[MemoryComponent]:
+    """What vLLM's profile subtracts before the pool, per GPU: weights ÷ tp, the profile
+    run's activations, the sampler's peak, the fused-MoE workspace, non-torch memory and
+    (V1, tp > 1) the communication buffers."""
+    act, tp = activation_bytes(workload.dtype), workload.tp
+    per_token = vllm_activation_per_token(spec, act, tp)
+    tokens = engine.max_num_batched_tokens
+    per_logit = profile.sampler_bytes // max(1, profile.max_num_seqs * spec.vocab_size)
+    parts = [
+        MemoryComponent(
+            "weights",
+            ceil(weights.total_bytes / tp),
+            weights.how + (f" ÷ tp {tp}" if tp > 1 else ""),
+        ),
+        MemoryComponent(
+            "activations",
+            tokens * per_token,
+            f"profile run: {tokens:,} batched tokens × {per_token:,} B (fused kernels)",
+        ),
+        MemoryComponent(
+            "sampler",
+            profile.sampler_bytes,
+            f"sampler profile: {profile.max_num_seqs:,} sequences (--max-num-seqs) × vocab × "
+            f"{per_logit} B",
+        ),
+        MemoryComponent(
+            "moe_workspace",
+            vllm_moe_workspace(spec, tokens, act, tp),
+            "fused-MoE caches: tokens × k × (3·I + h)",
+        ),
+        MemoryComponent(
+            "non_torch",
+            profile.non_torch_bytes,
+            "non-torch memory the profile subtracts (V0 and V1 logs: 0.25 GiB)",
+        ),
+        MemoryComponent(
+            "comm_buffers",
+            VLLM_TP_COMM_BYTES if tp > 1 and profile.v1 else 0,
+            "NCCL + custom all-reduce per GPU (V1, tp > 1)",
+        ),
+    ]
+    return [c for c in parts if c.bytes or c.name in ("weights", "activations", "sampler")]
+
+
 def estimate_vllm(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
 ) -> InferenceEstimate:
@@ -198,78 +248,44 @@ def estimate_vllm(
     non-torch memory leave. CUDA graphs are captured after the pool is allocated, so they
     come on top of the requested share (0.6 and V1 alike)."""
     weights = weights_of(spec, workload)
-    act = activation_bytes(workload.dtype)
-    kv_fmt = get_format(workload.kv_dtype or default_kv_format("vllm", act))
+    kv_fmt = get_format(
+        workload.kv_dtype or default_kv_format("vllm", activation_bytes(workload.dtype))
+    )
     layout = cache_layout(spec, kv_fmt, tp=workload.tp)
     profile = vllm_profile(spec, engine)
-    tp = workload.tp
-    weight_bytes = ceil(weights.total_bytes / tp)
-    per_token = vllm_activation_per_token(spec, act, tp)
-    activations = engine.max_num_batched_tokens * per_token
-    moe = vllm_moe_workspace(spec, engine.max_num_batched_tokens, act, tp)
-    comm = VLLM_TP_COMM_BYTES if tp > 1 and profile.v1 else 0
-    fixed = weight_bytes + activations + profile.sampler_bytes + moe + profile.non_torch_bytes
-    fixed += comm
+    fixed = vllm_fixed_components(spec, workload, engine, profile, weights)
     notes = [*weights.notes, profile.how]
     facts: dict[str, Any] = {}
+    tail = []
     if engine.device_memory_bytes is not None:
         requested = ceil(engine.device_memory_bytes * engine.gpu_memory_utilization)
-        facts, pool_notes = _vllm_pool_facts(spec, workload, layout, requested - fixed, profile)
-        notes += pool_notes
+        pool = requested - sum(c.bytes for c in fixed)
+        facts, pool_notes = _vllm_pool_facts(spec, workload, layout, pool, profile)
+        notes += [
+            *pool_notes,
+            "vLLM reserves gpu_memory_utilization × device memory up front; CUDA graphs "
+            "come on top",
+        ]
         kv_bytes = facts["kv_pool_blocks"] * VLLM_BLOCK_TOKENS * layout.bytes_per_token
         kv_how = f"pool = {engine.gpu_memory_utilization:.0%} × device − the rest; {layout.how}"
-        notes.append(
-            "vLLM reserves gpu_memory_utilization × device memory up front; CUDA graphs come on top"
-        )
+        if pool - kv_bytes > 0:
+            tail.append(
+                MemoryComponent("kv_pool_remainder", pool - kv_bytes, "less than one block")
+            )
     else:
-        requested = None
         blocks_needed = workload.batch * ceil(workload.context / VLLM_BLOCK_TOKENS)
         kv_bytes = blocks_needed * VLLM_BLOCK_TOKENS * layout.bytes_per_token
         kv_how = f"{blocks_needed:,} blocks of {VLLM_BLOCK_TOKENS} tokens; {layout.how}"
         notes.append("memory needed for the batch; vLLM would reserve it ÷ gpu_memory_utilization")
-    components = [
-        MemoryComponent("weights", weight_bytes, weights.how + (f" ÷ tp {tp}" if tp > 1 else "")),
-        MemoryComponent("kv_cache", kv_bytes, kv_how),
-        MemoryComponent(
-            "activations",
-            activations,
-            f"profile run: {engine.max_num_batched_tokens:,} batched tokens × {per_token:,} B "
-            "(fused kernels)",
-        ),
-        MemoryComponent(
-            "sampler",
-            profile.sampler_bytes,
-            f"sampler profile: {profile.max_num_seqs:,} sequences (--max-num-seqs) × vocab × "
-            f"{profile.sampler_bytes // max(1, profile.max_num_seqs * spec.vocab_size)} B",
-        ),
-    ]
-    if moe:
-        components.append(
-            MemoryComponent("moe_workspace", moe, "fused-MoE caches: tokens × k × (3·I + h)")
-        )
-    components.append(
-        MemoryComponent(
-            "non_torch",
-            profile.non_torch_bytes,
-            "non-torch memory the profile subtracts (V0 and V1 logs: 0.25 GiB)",
-        )
-    )
-    if comm:
-        components.append(
-            MemoryComponent("comm_buffers", comm, "NCCL + custom all-reduce per GPU (tp > 1)")
-        )
-    if requested is not None:
-        unused = requested - sum(c.bytes for c in components)
-        if unused > 0:
-            components.append(MemoryComponent("kv_pool_remainder", unused, "less than one block"))
-    components.append(
+    tail.append(
         MemoryComponent(
             "cuda_graphs",
             engine.cuda_graph_bytes,
             "assumed CUDA graph memory, captured after the pool (0.1–1 GiB in logs)",
         )
     )
-    breakdown = MemoryBreakdown(tuple(components), devices=tp, notes=tuple(notes))
+    components = [fixed[0], MemoryComponent("kv_cache", kv_bytes, kv_how), *fixed[1:], *tail]
+    breakdown = MemoryBreakdown(tuple(components), devices=workload.tp, notes=tuple(notes))
     return InferenceEstimate(breakdown, weights, layout, breakdown.total_bytes, "serving", facts)
 
 
@@ -529,6 +545,19 @@ def _choose_gpu_layers(setup: _LlamaCppSetup, engine: EngineSettings) -> int:
     return 0
 
 
+def _llama_cpp_host_bytes(setup: _LlamaCppSetup, ngl: int, host_layers: int, batch: int) -> int:
+    """Host memory: the input embeddings, the layers (and their cache) left on the host
+    and the output buffer of fp32 logits."""
+    n, parts = setup.spec.num_layers, setup.parts
+    host = parts.input_bytes + host_layers + setup.spec.vocab_size * batch * 4
+    if parts.tied and llama_cpp_placement(n, ngl, setup.shares)[n] is None:
+        # a head left on the host shares the embedding's data (one buffer, mapped or
+        # read); offloaded, it is a second copy on the device (llama.cpp's
+        # TENSOR_DUPLICATED), while the host keeps the input embedding
+        host -= parts.tied_copy_bytes
+    return host
+
+
 def estimate_llama_cpp(
     spec: ModelSpec, workload: InferenceWorkload, engine: EngineSettings
 ) -> InferenceEstimate:
@@ -541,30 +570,19 @@ def estimate_llama_cpp(
     loads, host_layers_bytes = _device_loads(setup, ngl)
     n = spec.num_layers
     on_device = sum(d["layers"] for d in loads)
-    parts = setup.parts
-    output = spec.vocab_size * workload.batch * 4
-    host = parts.input_bytes + host_layers_bytes + output
-    if parts.tied and llama_cpp_placement(n, ngl, setup.shares)[n] is None:
-        # a head left on the host shares the embedding's data (one buffer, mapped or
-        # read); offloaded, it is a second copy on the device (llama.cpp's
-        # TENSOR_DUPLICATED), while the host keeps the input embedding
-        host -= parts.tied_copy_bytes
-    notes = [*weights.notes, *([swa_note] if swa_note else [])]
-    notes.append(f"output buffer {output:,} B (fp32 logits, vocab × sequences) in host memory")
+    host = _llama_cpp_host_bytes(setup, ngl, host_layers_bytes, workload.batch)
     top = max(range(len(loads)), key=lambda d: loads[d]["total"])
     load = loads[top]
     where = f"device {top} of {len(loads)}: " if len(loads) > 1 else ""
-    components = [
+    rows = " (rows split by -ts)" if setup.row else ""
+    components = (
         MemoryComponent(
-            "weights",
-            load["weights"],
-            f"{where}{weights.how}; {load['layers']}/{n} layers"
-            + (" (rows split by -ts)" if setup.row else ""),
+            "weights", load["weights"], f"{where}{weights.how}; {load['layers']}/{n} layers{rows}"
         ),
         MemoryComponent("kv_cache", load["kv_cache"], kv_how),
         MemoryComponent("compute_buffer", load["compute_buffer"], setup.compute_how),
         MemoryComponent("cuda_context", load["cuda_context"], "assumed CUDA context"),
-    ]
+    )
     facts: dict[str, Any] = {
         "gpu_layers": ngl,
         "host_layers": n - on_device,
@@ -581,24 +599,20 @@ def estimate_llama_cpp(
             for d, ld in enumerate(loads)
         ],
     }
+    notes = [*weights.notes, *([swa_note] if swa_note else [])]
     if engine.device_memory_bytes is not None:
         notes.append(f"-ngl {ngl}: {on_device} of {n} layers on the device(s)")
         facts.update(
             _llama_cpp_verdict(load["total"], engine.device_memory_bytes, n - on_device, host)
         )
-    if on_device < n:
-        notes.append(
-            f"on the host: {n - on_device} layers, {host:,} B with the input embeddings and "
-            "the logits"
-        )
     notes.append(
-        "the input embeddings stay in host memory"
+        f"host memory {host:,} B: {n - on_device} layers, the input embeddings"
         + (" (memory-mapped)" if engine.mmap else " (read into a buffer: --no-mmap)")
-        + ("; tied embeddings: an offloaded head is a second copy" if parts.tied else "")
+        + " and the fp32 logits"
+        + ("; tied embeddings: an offloaded head is a second copy" if setup.parts.tied else "")
     )
-    breakdown = MemoryBreakdown(tuple(components), devices=len(loads), notes=tuple(notes))
-    est = InferenceEstimate(breakdown, weights, layout, breakdown.total_bytes, "serving", facts)
-    return est
+    breakdown = MemoryBreakdown(components, devices=len(loads), notes=tuple(notes))
+    return InferenceEstimate(breakdown, weights, layout, breakdown.total_bytes, "serving", facts)
 
 
 def _llama_cpp_verdict(total: int, budget: int, host_layers: int, host: int) -> dict[str, Any]:
