@@ -1,18 +1,25 @@
 """Serving engines that account memory their own way: vLLM and llama.cpp.
 
 vLLM (``vllm/v1/worker/gpu_worker.py`` ``determine_available_memory``,
-``vllm/v1/kv_cache_interface.py``): it takes ``gpu_memory_utilization × total device
-memory``; weights, the activation peak of a profile run over ``max_num_batched_tokens``
-tokens, non-torch memory and CUDA graphs come off the top, and the rest becomes a pool of
-paged KV blocks of 16 tokens. The pool, in tokens, and the concurrency it allows at the
-model length are the answer; without a device size, the memory that would hold the
-requested batch × context is reported instead.
+``vllm/v1/kv_cache_interface.py``), priced for one release (``--vllm-version``; V1 from
+0.8, V0 before): it takes ``gpu_memory_utilization × device memory``; weights, the peak of a
+profile run (activations over ``max_num_batched_tokens`` tokens, the sampler over
+``max_num_seqs`` sequences, the fused-MoE workspace), non-torch memory and, under tensor
+parallelism in V1, the communication buffers come off the top, and the rest becomes a
+pool of paged KV blocks of 16 tokens. CUDA graphs are captured after the pool is sized
+and come on top. The pool in tokens, the concurrency at the model length, the largest
+``max_model_len`` vLLM would accept and whether it would start at all are the engine's
+facts; without a device size, the memory that would hold the requested batch × context
+is reported instead.
 
-llama.cpp (``src/llama-kv-cache.cpp``, ``llama-kv-cache-iswa.cpp``, published logs):
-weights as stored in the GGUF file, a KV cache of ``n_ctx`` cells padded to 256 in the
-K/V types of ``-ctk/-ctv`` (sliding-window layers keep
-``pad(min(n_ctx, n_swa·n_seq + n_ubatch), 256)`` cells), a compute buffer that grows with
-``n_ubatch`` and the output buffer of the logits.
+llama.cpp (``src/llama-model.cpp``, ``src/llama-kv-cache.cpp``, ``ggml/src/ggml-alloc.c``):
+weights as stored in the GGUF file, placed as llama.cpp places them (the input embeddings
+in host memory; the last ``-ngl`` of the n_layer + 1 slots on the devices, split by layer
+at the ``-ts`` shares or by rows); a KV cache of ``n_ctx`` cells padded to 256 in the K/V
+types of ``-ctk/-ctv``, with sliding-window layers only where llama.cpp's graph for the
+architecture has them; per device a compute buffer, the largest set of graph tensors live
+at once (ggml-alloc reuses freed memory), plus the weights of a host layer staged for op
+offload when layers stay on the host.
 """
 
 from __future__ import annotations
