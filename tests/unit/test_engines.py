@@ -201,8 +201,12 @@ def test_two_devices_report_the_most_loaded_and_every_device() -> None:
     assert sum(d["weights"] for d in loads) == one.breakdown.get("weights").bytes
     assert sum(d["kv_cache"] for d in loads) == one.breakdown.get("kv_cache").bytes
     assert sum(d["layers"] for d in loads) == 80
-    # every device holding layers has its own compute buffer and context
+    # every device holding layers has its own compute buffer and context; with every slot
+    # offloaded the scheduler runs a pipeline and keeps 4 copies of each device's inputs
+    # (the f16 KQ mask and the f32 hidden state: ggml-backend.cpp GGML_SCHED_MAX_COPIES)
     assert all(d["compute_buffer"] > 0 and d["cuda_context"] > 0 for d in loads)
+    inputs = 8192 * 512 * 2 + 512 * 8192 * 4
+    assert loads[1]["compute_buffer"] == one.breakdown.get("compute_buffer").bytes + 4 * inputs
     # row split: matrices by rows everywhere, the cache on the first device
     rows = _llama_cpp("llama-3.1-70b", replace(engine, split_mode="row"), **work)
     row_loads = rows.engine_facts["device_loads"]

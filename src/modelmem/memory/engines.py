@@ -441,6 +441,7 @@ class _LlamaCppSetup:
     row: bool
     context_bytes: int
     tokens: int
+    pp_inputs: int  # one copy of the graph inputs a device receives (mask, hidden state)
 
 
 def _device_loads(setup: _LlamaCppSetup, gpu_layers: int) -> tuple[list[dict[str, int]], int]:
@@ -470,10 +471,15 @@ def _device_loads(setup: _LlamaCppSetup, gpu_layers: int) -> tuple[list[dict[str
         loads[where]["kv_cache"] += kv
         loads[where]["layers"] += il < n
     out_dev = placed[n]
+    # pipeline parallelism (llama-context.cpp: several devices, every slot offloaded, layer
+    # split): the scheduler keeps GGML_SCHED_MAX_COPIES = 4 copies of each device's graph
+    # inputs, flagged as outputs so that ggml-alloc never reuses them
+    pipeline = devices > 1 and not setup.row and gpu_layers > n
+    extra = 4 * setup.pp_inputs if pipeline else 0
     for d, load in enumerate(loads):
         if load["layers"] or d == out_dev:
             peak = setup.output_peak if d == out_dev else 0
-            load["compute_buffer"] = max(setup.layer_peak if load["layers"] else 0, peak)
+            load["compute_buffer"] = max(setup.layer_peak if load["layers"] else 0, peak) + extra
             load["cuda_context"] = setup.context_bytes
     if host and gpu_layers and setup.tokens >= LLAMA_CPP_OP_OFFLOAD_MIN_BATCH:
         # op offload copies a host layer's (or the host head's) weights to the main device
@@ -524,6 +530,7 @@ def _llama_cpp_setup(
         engine.split_mode == "row",
         workload.cuda_context_bytes,
         tokens,
+        cells * tokens * (2 if engine.flash_attention else 4) + tokens * spec.hidden_size * 4,
     )
     return setup, layout, full + swa + state, kv_how
 
@@ -607,6 +614,11 @@ def estimate_llama_cpp(
         ],
     }
     notes = [*weights.notes, *([swa_note] if swa_note else [])]
+    if len(loads) > 1 and not setup.row and ngl > n:
+        notes.append(
+            "pipeline parallelism: each device's compute buffer keeps 4 copies of its inputs "
+            "(KQ mask, hidden state)"
+        )
     if engine.device_memory_bytes is not None:
         notes.append(f"-ngl {ngl}: {on_device} of {n} layers on the device(s)")
         facts.update(
