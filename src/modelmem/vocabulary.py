@@ -27,6 +27,9 @@ DEFAULT_ALLOCATOR_RESERVE: Final = Fraction(5, 100)
 DEFAULT_GPU_MEMORY_UTILIZATION: Final = 0.9  # vLLM's --gpu-memory-utilization
 DEFAULT_MAX_NUM_BATCHED_TOKENS: Final = 8192  # vLLM's profile run (chunked prefill budget)
 DEFAULT_UBATCH: Final = 512  # llama.cpp's -ub
+# vLLM release whose memory profile is priced by default: the newest on PyPI (2026-11).
+DEFAULT_VLLM_VERSION: Final = "0.33.0"
+LLAMA_CPP_SPLIT_MODES: Final[tuple[str, ...]] = ("layer", "row")  # llama.cpp's -sm
 
 # ------------------------------------------------------------------------------- training
 METHODS: Final[tuple[str, ...]] = ("full", "lora", "qlora")

@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from modelmem.tokenization import TextChunks
 
 from modelmem.errors import ModelMemError
 from modelmem.model import limits
 from modelmem.model.sources import adapter as adapter_module
 from modelmem.model.sources.adapter import adapter_from_dict, module_regex
 from modelmem.model.sources.deepspeed_file import read_deepspeed_config
+from modelmem.tokenization import TextChunks
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

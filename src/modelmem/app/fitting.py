@@ -9,7 +9,12 @@ from fractions import Fraction
 from typing import Any
 
 from modelmem.app.devices import Target
-from modelmem.app.inference import inference_changes, inference_json, prepare_inference
+from modelmem.app.inference import (
+    engine_verdict,
+    inference_changes,
+    inference_json,
+    prepare_inference,
+)
 from modelmem.app.requests import (
     DeviceRequest,
     InferenceRequest,
@@ -124,8 +129,37 @@ def fit_json(
             if mode == "inference"
             else training_changes(prepared, budget)
         )
+    result_fits = verdict.fits
+    if mode == "inference":
+        # the engine's own verdict on these devices (vLLM refusing to start, llama.cpp
+        # keeping layers on the host) beside the memory the workload needs
+        facts = engine_verdict(prepared, target.memory_bytes)
+        engine_fits = facts.pop("fits", None)
+        data.update({k: v for k, v in facts.items() if k not in data or k in _ENGINE_KEYS})
+        if engine_fits is False and result_fits:
+            result_fits = False
+            notes.append(
+                f"{prepared.workload.engine} itself would not run this on "
+                f"{device.count} × {target.name}: "
+                + str(facts.get("offload_verdict") or "see the engine's notes")
+            )
+        if "notes" in facts:
+            notes.extend(n for n in facts["notes"] if n not in notes)
     config = _config(prepared.workload, mode, device.count)
-    return {**data, "mode": mode, "config": config, **verdict.to_dict(), "notes": notes}
+    return {
+        **data,
+        "mode": mode,
+        "config": config,
+        **verdict.to_dict(),
+        "fits": result_fits,
+        "notes": notes,
+    }
+
+
+# engine facts that replace the estimate's own values of the same name in a fit
+_ENGINE_KEYS = frozenset(
+    {"kv_pool_tokens", "max_concurrency", "max_context", "gpu_layers", "host_layers"}
+)
 
 
 def _config(w: Any, mode: str, count: int) -> dict[str, Any]:

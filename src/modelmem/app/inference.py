@@ -60,13 +60,33 @@ def _check_engine_options(request: InferenceRequest, engine: str, count: int) ->
             raise InvalidValueError(
                 name, getattr(request, name), f"is a {owner} option (engine is {engine})"
             )
-    if engine == "llama.cpp" and request.tp > 1:
+    if engine == "llama.cpp" and request.tp > 1 and (request.is_given("tp") or count == 1):
         raise InvalidValueError(
             "tp",
             request.tp,
-            "llama.cpp splits layers over devices (--split-mode layer), it has no tensor "
-            "parallelism here",
+            "llama.cpp splits layers over devices, it has no tensor parallelism: give "
+            "--tensor-split with one share per device (or fit --count N)",
         )
+
+
+def _llama_cpp_devices(
+    request: InferenceRequest, count: int
+) -> tuple[int, tuple[float, ...] | None]:
+    """Devices llama.cpp splits the model over and their -ts shares: one share per
+    device given, else ``count`` (fit/plan --count) equal shares."""
+    if request.tensor_split is None:
+        return count, None
+    try:
+        shares = tuple(float(x) for x in request.tensor_split.split(","))
+    except ValueError:
+        raise InvalidValueError(
+            "tensor_split", request.tensor_split, "must be numbers separated by commas, e.g. 3,1"
+        ) from None
+    if count > 1 and len(shares) != count:
+        raise InvalidValueError(
+            "tensor_split", request.tensor_split, f"must give one share per device ({count})"
+        )
+    return len(shares), shares
 
 
 def _check_tp(spec: Any, tp: int) -> None:
@@ -123,6 +143,10 @@ def prepare_inference(model: Any, request: InferenceRequest, count: int = 1) -> 
     spec = model.spec
     engine = request.engine or default_engine(model)
     _check_engine_options(request, engine, count)
+    devices, shares = 1, None
+    if engine == "llama.cpp":
+        devices, shares = _llama_cpp_devices(request, count)
+        request = replace(request, tp=1)  # fit --count N: N devices for the layer split
     _check_tp(spec, request.tp)
     context = request.context or min(spec.context_length, DEFAULT_INFERENCE_CONTEXT_CAP)
     dtype, stored, notes = resolve_weights(model, request)
@@ -147,9 +171,15 @@ def prepare_inference(model: Any, request: InferenceRequest, count: int = 1) -> 
         device_memory_bytes=budget,
         gpu_memory_utilization=request.gpu_memory_utilization,
         max_num_batched_tokens=request.max_num_batched_tokens,
+        max_num_seqs=request.max_num_seqs,
+        vllm_version=request.vllm_version,
         n_ubatch=request.ubatch,
         flash_attention=not request.no_flash_attention,
         gpu_layers=request.gpu_layers,
+        devices=devices,
+        split_mode=request.split_mode,
+        tensor_split=shares,
+        mmap=not request.no_mmap,
     )
     return PreparedInference(model, request, workload, settings, budget, tuple(notes))
 
@@ -198,9 +228,25 @@ def inference_json(prepared: PreparedInference, budget_bytes: int | None = None)
         data["margin_bytes"] = budget - est.total_bytes
         data["max_context"] = largest_fitting(spec, workload, budget, "context", settings)
         data["max_batch"] = largest_fitting(spec, workload, budget, "batch", settings)
-        if not data["fits"]:
-            data["changes"] = inference_changes(prepared, budget)
+    # what the engine itself decides: vLLM's pool, max_context and fits; llama.cpp's
+    # offload verdict and per-device loads (the estimate's own figures win)
+    data.update(est.engine_facts)
+    if budget is not None and data.get("fits") is False:
+        data["changes"] = inference_changes(prepared, budget)
     return data
+
+
+def engine_verdict(prepared: PreparedInference, device_bytes: int) -> dict[str, Any]:
+    """What vLLM or llama.cpp itself decides on devices of ``device_bytes``: vLLM's KV
+    pool, concurrency, largest max_model_len and whether it starts; llama.cpp's layers on
+    the device and on the host. Empty for transformers."""
+    from modelmem.memory.inference import estimate_inference
+
+    if prepared.workload.engine == "transformers":
+        return {}
+    settings = replace(prepared.settings, device_memory_bytes=device_bytes)
+    est = estimate_inference(prepared.model.spec, prepared.workload, settings)
+    return {**est.engine_facts, "notes": list(est.breakdown.notes)}
 
 
 def inference_price(model: Any, settings: Any, count: int = 1) -> Any:

@@ -33,9 +33,11 @@ from modelmem.vocabulary import (
     DEFAULT_RESERVE,
     DEFAULT_TRAIN_SEQ,
     DEFAULT_UBATCH,
+    DEFAULT_VLLM_VERSION,
     ENGINES,
     FSDP_MODES,
     GOALS,
+    LLAMA_CPP_SPLIT_MODES,
     LOSS_MODES,
     METHODS,
     MODES,
@@ -176,6 +178,18 @@ class InferenceRequest(Request):
         minimum=1,
         maximum=MAX_TOKENS,
     )
+    max_num_seqs: int | None = option(
+        None,
+        "vLLM: --max-num-seqs, sequences of the sampler's profile run (default: the "
+        "release's, 1,024 in V1 on a device of 70 GiB or more, else 256).",
+        kind=int,
+        minimum=1,
+        maximum=MAX_BATCH,
+    )
+    vllm_version: str = option(
+        DEFAULT_VLLM_VERSION,
+        "vLLM: the release whose start-up profile to price (V1 engine from 0.8, V0 before).",
+    )
     ubatch: int = option(DEFAULT_UBATCH, "llama.cpp: -ub.", minimum=1, maximum=MAX_TOKENS)
     no_flash_attention: bool = option(False, "llama.cpp: without -fa (materializes KQ).")
     gpu_layers: int | None = option(
@@ -185,14 +199,35 @@ class InferenceRequest(Request):
         minimum=0,
         maximum=100_000,
     )
+    split_mode: str = option(
+        "layer",
+        "llama.cpp: -sm, how devices share the model: whole layers, or rows of every matrix "
+        "(KV cache and results on the first device).",
+        choices=LLAMA_CPP_SPLIT_MODES,
+    )
+    tensor_split: str | None = option(
+        None,
+        "llama.cpp: -ts, each device's share, e.g. 3,1 (one per device; default: equal "
+        "shares of --count devices).",
+        kind=str,
+        metavar="SHARES",
+    )
+    no_mmap: bool = option(
+        False, "llama.cpp: --no-mmap, weights read into buffers (a tied head is a second copy)."
+    )
 
     # options that only one engine has: a user who sets one for another engine is told
     ENGINE_ONLY: ClassVar[dict[str, str]] = {
         "gpu_memory_utilization": "vllm",
         "max_num_batched_tokens": "vllm",
+        "max_num_seqs": "vllm",
+        "vllm_version": "vllm",
         "ubatch": "llama.cpp",
         "no_flash_attention": "llama.cpp",
         "gpu_layers": "llama.cpp",
+        "split_mode": "llama.cpp",
+        "tensor_split": "llama.cpp",
+        "no_mmap": "llama.cpp",
         "attention": "transformers",
     }
 

@@ -205,7 +205,9 @@ def estimate_inference(
 def _fits(
     spec: ModelSpec, workload: InferenceWorkload, budget: int, engine: EngineSettings | None
 ) -> bool:
-    return estimate_inference(spec, workload, engine).total_bytes <= budget
+    est = estimate_inference(spec, workload, engine)
+    # an engine's own verdict counts too: llama.cpp with layers on the host does not fit
+    return est.total_bytes <= budget and est.engine_facts.get("fits", True) is not False
 
 
 def largest_fitting(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any
 
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.memory.breakdown import MemoryBreakdown
@@ -22,7 +23,9 @@ from modelmem.vocabulary import (
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_MAX_NUM_BATCHED_TOKENS,
     DEFAULT_UBATCH,
+    DEFAULT_VLLM_VERSION,
     ENGINES,
+    LLAMA_CPP_SPLIT_MODES,
     MIB,
 )
 
@@ -82,6 +85,9 @@ class InferenceEstimate:
     cache: CacheLayout
     tensor_peak_bytes: int  # weights + cache + transients, before runtime overheads
     peak_phase: str
+    # what an engine itself would report or decide (vLLM's KV pool, llama.cpp's offload
+    # and per-device split), copied as is into the JSON answer
+    engine_facts: dict[str, Any] = field(default_factory=dict)
 
     @property
     def total_bytes(self) -> int:
@@ -107,17 +113,40 @@ class EngineSettings:
         DEFAULT_GPU_MEMORY_UTILIZATION  # vLLM default (0.92 in the newest CacheConfig)
     )
     max_num_batched_tokens: int = DEFAULT_MAX_NUM_BATCHED_TOKENS  # vLLM V1 chunked-prefill budget
-    max_num_seqs: int = 256
+    # vLLM --max-num-seqs; None: the release's default for the device (V1: 1,024 on a
+    # device of 70 GiB or more, else 256; V0: 256)
+    max_num_seqs: int | None = None
+    vllm_version: str = DEFAULT_VLLM_VERSION
     cuda_graph_bytes: int = DEFAULT_CUDA_GRAPH_BYTES
     n_ubatch: int = DEFAULT_UBATCH  # llama.cpp physical batch
     flash_attention: bool = True  # llama.cpp -fa
     gpu_layers: int | None = None  # llama.cpp -ngl; None = as many as fit (or all)
+    devices: int = 1  # llama.cpp: devices the model is split over
+    split_mode: str = "layer"  # llama.cpp -sm layer | row
+    tensor_split: tuple[float, ...] | None = None  # llama.cpp -ts; None: equal shares
+    mmap: bool = True  # llama.cpp --no-mmap reads the weights into buffers
 
     def __post_init__(self) -> None:
         if not 0 < self.gpu_memory_utilization <= 1:
             raise InvalidValueError(
                 "gpu_memory_utilization", self.gpu_memory_utilization, "must be in (0, 1]"
             )
-        for name in ("max_num_batched_tokens", "max_num_seqs", "n_ubatch"):
+        for name in ("max_num_batched_tokens", "n_ubatch", "devices"):
             if getattr(self, name) < 1:
                 raise InvalidValueError(name, getattr(self, name), "must be >= 1")
+        if self.max_num_seqs is not None and self.max_num_seqs < 1:
+            raise InvalidValueError("max_num_seqs", self.max_num_seqs, "must be >= 1")
+        check_choices(self, (("split_mode", LLAMA_CPP_SPLIT_MODES),))
+        if self.tensor_split is not None:
+            if len(self.tensor_split) != self.devices:
+                raise InvalidValueError(
+                    "tensor_split",
+                    ",".join(f"{r:g}" for r in self.tensor_split),
+                    f"must give one share per device ({self.devices})",
+                )
+            if any(r < 0 for r in self.tensor_split) or sum(self.tensor_split) <= 0:
+                raise InvalidValueError(
+                    "tensor_split",
+                    ",".join(f"{r:g}" for r in self.tensor_split),
+                    "shares must be >= 0 and not all 0",
+                )

@@ -515,7 +515,9 @@ def _gemma(m: _Meta, t: dict[str, _TensorInfo], c: dict[str, Any]) -> None:
     if c["model_type"] == "gemma3_text":
         pattern = m.metadata.get(m.key(_K.Attention.SLIDING_WINDOW_PATTERN))
         layers = c["num_hidden_layers"]
-        if isinstance(pattern, list) and len(pattern) == layers:  # per-layer: True = sliding
+        if not window:  # llama.cpp's gemma3.cpp: no window key (or 0) -> no SWA at all
+            c["layer_types"] = ["full_attention"] * layers
+        elif isinstance(pattern, list) and len(pattern) == layers:  # per-layer: True = sliding
             c["layer_types"] = ["sliding_attention" if p else "full_attention" for p in pattern]
         elif isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0:
             c["sliding_window_pattern"] = pattern
@@ -527,7 +529,8 @@ def _phi3(m: _Meta, t: dict[str, _TensorInfo], c: dict[str, Any]) -> None:
     c["intermediate_size"] = m.integer(_K.LLM.FEED_FORWARD_LENGTH)
     window = m.opt_integer(_K.Attention.SLIDING_WINDOW)
     if window is not None:
-        c["sliding_window"] = window
+        # Phi-4 files state 0: no window (llama.cpp turns Phi-3's window off as well)
+        c["sliding_window"] = window or None
 
 
 def _deepseek2(m: _Meta, t: dict[str, _TensorInfo], c: dict[str, Any]) -> None:
