@@ -137,3 +137,27 @@ def test_tensor_parallel_shards_the_mlp_and_heads_not_the_stream(
     # the MLP peak of the prefill: 2 B × 8192 tokens × (4h stream + 3·I/tp gated MLP), plus
     # the last position's logits (2 B × vocab); h = 8192, I = 28672, vocab 128,256
     assert act == 2 * 8192 * (4 * 8192 + 3 * 28672 // tp) + 2 * 128256
+
+
+def test_llama_cpp_on_two_gpus_splits_the_layers(capsys: pytest.CaptureFixture[str]) -> None:
+    # "Can I run Llama-3.1-70B Q4_K_M on two RTX 4090s at 8k?"
+    args = ["fit", "llama-3.1-70b", "--device", "RTX4090", "--dtype", "gguf-q4_k_m",
+            "--context", "8192", "--engine", "llama.cpp"]  # fmt: skip
+    code, two = _json([*args, "--count", "2"], capsys)
+    assert code == 0 and two["fits"] and two["host_layers"] == 0
+    assert len(two["device_loads"]) == 2
+    assert two["total_bytes"] == max(d["total_bytes"] for d in two["device_loads"])
+    # on one card llama.cpp keeps layers on the host: its own verdict, never plain "fits"
+    code, one = _json(args, capsys)
+    assert code == 1 and not one["fits"] and one["host_layers"] > 0
+    assert "layers on the host" in one["offload_verdict"]
+
+
+def test_vllm_says_when_it_would_refuse_to_start(capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["inference", "qwen2.5-7b", "--engine", "vllm", "--context", "131072"]
+    _, small = _json([*args, "--memory", "24GiB"], capsys)
+    assert small["fits"] is False and small["max_context"] < 131072
+    assert small["kv_pool_tokens"] > 0 and small["max_concurrency"] < 1
+    assert any("would refuse to start" in n for n in small["notes"])
+    _, big = _json([*args, "--memory", "80GiB"], capsys)
+    assert big["fits"] is True and big["max_context"] >= 131072
