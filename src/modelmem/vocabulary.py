@@ -62,6 +62,9 @@ DEFAULT_TRAIN_SEQ: Final = 2048
 DEFAULT_LORA_RANK: Final = 16
 DEFAULT_QLORA_SCHEME: Final = "bnb-nf4-dq"  # QLoRA's NF4 with double quantization
 DEFAULT_LOSS_CHUNKS: Final = 8  # torchtune's chunked cross-entropy
+# bitsandbytes' current release (PyPI, 2026-11); what QLoRA's saved activations follow
+DEFAULT_BNB_VERSION: Final = "0.50.2"
+BNB_STOPPED_SAVING_INPUTS: Final = (0, 43, 2)  # bitsandbytes PR #1270, released in 0.43.2
 
 # --------------------------------------------------------------------------- fit and plan
 MODES: Final[tuple[str, ...]] = ("inference", "train")

@@ -161,3 +161,19 @@ def test_vllm_says_when_it_would_refuse_to_start(capsys: pytest.CaptureFixture[s
     assert any("would refuse to start" in n for n in small["notes"])
     _, big = _json([*args, "--memory", "80GiB"], capsys)
     assert big["fits"] is True and big["max_context"] >= 131072
+
+
+def test_bitsandbytes_before_0_43_2_kept_the_4bit_inputs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", "llama-2-7b", "--method", "qlora", "--no-checkpointing", "--seq", "1024"]
+    _, old = _json([*args, "--bnb-version", "0.41.1"], capsys)
+    _, new = _json(args, capsys)
+    _, fixed = _json([*args, "--bnb-version", "0.43.2"], capsys)
+    # one 16-bit copy per layer of the q/k/v input (h), the MLP input (h) and the down
+    # projection's input (I): 2 B × 1024 tokens × 32 layers × (2·4096 + 11008)
+    assert old["total_bytes"] - new["total_bytes"] >= 2 * 1024 * 32 * (2 * 4096 + 11008)
+    assert fixed["total_bytes"] == new["total_bytes"]
+    assert any("bitsandbytes 0.41.1" in n for n in old["notes"])
+    assert main([*args, "--bnb-version", "latest"]) == 2
+    assert "bnb_version" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from modelmem.errors import InvalidValueError
 from modelmem.vocabulary import (
     ATTENTIONS,
     DEFAULT_ALLOCATOR_RESERVE,
+    DEFAULT_BNB_VERSION,
     DEFAULT_CUDA_CONTEXT,
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_INFERENCE_CONTEXT_CAP,
@@ -289,6 +290,12 @@ class TrainRequest(Request):
     dora: bool = option(False, "DoRA: adds a magnitude vector per adapted layer.")
     qlora_scheme: str = option(
         DEFAULT_QLORA_SCHEME, "Frozen base format of QLoRA (bnb-nf4-dq, bnb-nf4, bnb-fp4, ...)."
+    )
+    bnb_version: str = option(
+        DEFAULT_BNB_VERSION,
+        "bitsandbytes release QLoRA runs on: before 0.43.2 each 4-bit Linear kept its input "
+        "for backward (more activations).",
+        metavar="X.Y.Z",
     )
     zero: int = option(
         0,

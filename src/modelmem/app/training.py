@@ -16,7 +16,12 @@ from typing import Any
 from modelmem.app.models import adapter_json
 from modelmem.app.requests import TrainRequest
 from modelmem.errors import InvalidValueError
-from modelmem.vocabulary import DEFAULT_LORA_RANK, DEFAULT_LOSS_CHUNKS, FSDP_TO_ZERO
+from modelmem.vocabulary import (
+    BNB_STOPPED_SAVING_INPUTS,
+    DEFAULT_LORA_RANK,
+    DEFAULT_LOSS_CHUNKS,
+    FSDP_TO_ZERO,
+)
 
 __all__ = ["PreparedTraining", "prepare_training", "train_json"]
 
@@ -54,6 +59,18 @@ def _merge_deepspeed(request: TrainRequest) -> tuple[TrainRequest, list[str]]:
     shown = ", ".join(f"{k}={v}" for k, v in taken.items()) or "nothing (all auto)"
     merged = replace(request, **taken, given=request.given | frozenset(taken))
     return merged, [f"from the DeepSpeed config: {shown}", *settings.notes]
+
+
+def _bnb_saves_inputs(version: str) -> bool:
+    """Whether this bitsandbytes release saved MatMul4Bit's input for backward."""
+    parts = version.strip().split(".")
+    try:
+        numbers = tuple(int(p) for p in parts[:3])
+    except ValueError:
+        raise InvalidValueError("bnb_version", version, "must look like 0.45.0") from None
+    if not 1 <= len(parts) <= 4 or len(numbers) < 2:
+        raise InvalidValueError("bnb_version", version, "must look like 0.45.0")
+    return numbers + (0,) * (3 - len(numbers)) < BNB_STOPPED_SAVING_INPUTS
 
 
 def _method(model: Any, request: TrainRequest) -> tuple[str, list[str]]:
@@ -123,6 +140,14 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
     rank, targets, dora, lora_notes = _lora(model, request, method)
     recipe, recipe_notes = _recipe(request, method, offload_optimizer)
     loss = request.loss or ("chunked" if request.loss_chunks else "full")
+    saves_inputs = _bnb_saves_inputs(request.bnb_version)
+    if method == "qlora":
+        notes = [
+            *notes,
+            f"bitsandbytes {request.bnb_version}: 4-bit Linears "
+            + ("keep their inputs for backward" if saves_inputs else "keep no input")
+            + " (--bnb-version; releases before 0.43.2 kept them)",
+        ]
     workload = TrainingWorkload(
         batch=request.batch,
         seq=request.seq,
@@ -152,6 +177,7 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
         optimizer_in_backward=request.optimizer_in_backward,
         loss=loss,
         loss_chunks=request.loss_chunks or DEFAULT_LOSS_CHUNKS,
+        bnb_saves_inputs=saves_inputs,
         cuda_context_bytes=parse_bytes(request.cuda_context, field="cuda_context"),
         allocator_reserve=Fraction(request.allocator_reserve).limit_denominator(10_000),
     )

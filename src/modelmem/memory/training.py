@@ -113,6 +113,9 @@ class TrainingWorkload:
     optimizer_in_backward: bool = False  # step each parameter in its grad hook
     loss: str = "full"  # full | chunked | fused
     loss_chunks: int = 8  # chunks of the chunked loss
+    # bitsandbytes before 0.43.2 (PR #1270) saved each 4-bit Linear's input for backward
+    # (MatMul4Bit ctx.tensors = (A, B)); later releases save (None, B)
+    bnb_saves_inputs: bool = False
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
@@ -478,6 +481,16 @@ def _adapters(
     return chosen, tuple(adapters)
 
 
+def _bnb_saved_inputs(spec: ModelSpec, w: TrainingWorkload) -> int:
+    """Per token, over all layers: what bitsandbytes before 0.43.2 kept for each 4-bit
+    Linear's backward — its input A (ctx.tensors = (A, B), bitsandbytes PR #1270 removed
+    it). Distinct tensors per layer: the normed input of q/k/v (h), the normed input of the
+    gated MLP's gate/up (h) and the down projection's input (I); o_proj's input is the
+    attention output SDPA saves anyway. MoE experts are not bitsandbytes Linears."""
+    width = spec.mlp.intermediate_size if spec.mlp is not None else 0
+    return spec.num_layers * w.act_bytes * (2 * spec.hidden_size + width)
+
+
 def _lora_activation_change(
     spec: ModelSpec, targets: tuple[ParamTensor, ...], w: TrainingWorkload
 ) -> int:
@@ -794,6 +807,9 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
     if not w.checkpointing:
         d.extra_activations = _lora_activation_change(spec, targets, w)
         d.activation_how = " − frozen-base inputs + fp32 adapter inputs"
+        if w.method == "qlora" and w.bnb_saves_inputs:
+            d.extra_activations += _bnb_saved_inputs(spec, w)
+            d.activation_how += " + the 4-bit Linears' inputs (bitsandbytes < 0.43.2)"
     if w.paged_optimizer:
         d.offloaded.append(_paged(d.states, d.states_how))
         d.states = 0
