@@ -151,10 +151,19 @@ _WIDTH_FIELDS: Final = ("hidden_size", "n_embd", "n_embed", "d_model")
 _HEAD_FIELDS: Final = ("num_attention_heads", "n_head", "num_heads")
 
 
+# Families whose transformers attention refuses a width the heads do not divide (GPT-2's,
+# OPT's, Falcon's, BERT's … "embed_dim must be divisible by num_heads"); Llama-style
+# classes take head_dim = width // heads instead, and GLM-4-MoE's default config (96
+# heads over 4,096) builds that way.
+_DIVISIBLE_WIDTH_FAMILIES: Final = frozenset(
+    {"gpt2", "opt", "falcon", "bert", "roberta", "xlm-roberta", "gpt_neox", "gptj", "phi"}
+)
+
+
 def _check_heads_divide(config: Mapping[str, Any], prefix: str) -> None:
-    """Without an explicit ``head_dim`` every model splits the width evenly across the
-    heads (head_dim = width // heads); a width the heads do not divide has no model."""
-    if "head_dim" in config:
+    """For the families whose attention requires it, a width the heads do not divide has
+    no model (without an explicit ``head_dim``)."""
+    if "head_dim" in config or config.get("model_type") not in _DIVISIBLE_WIDTH_FAMILIES:
         return
     width = next((config[k] for k in _WIDTH_FIELDS if k in config), None)
     field, heads = next(((k, config[k]) for k in _HEAD_FIELDS if k in config), ("", None))
@@ -167,12 +176,17 @@ def _check_heads_divide(config: Mapping[str, Any], prefix: str) -> None:
         )
 
 
-def check_config(config: Mapping[str, Any], prefix: str = "", depth: int = 0) -> None:
+def check_config(
+    config: Mapping[str, Any], prefix: str = "", depth: int = 0, *, heads: bool = True
+) -> None:
     """Every size field of a config mapping, and of the mappings nested in it, within
-    :data:`LIMITS`."""
+    :data:`LIMITS`; with ``heads``, the width splits into whole heads (for a family whose
+    head_dim, when the file omits it, is width // heads — not for a class whose own default
+    head_dim transformers fills in, as GLM-4-MoE's)."""
     if depth > _MAX_DEPTH:
         return
-    _check_heads_divide(config, prefix)
+    if heads:
+        _check_heads_divide(config, prefix)
     for key, value in config.items():
         name = f"{prefix}{key}"
         kind = CONFIG_FIELDS.get(key) if isinstance(key, str) else None
@@ -186,4 +200,4 @@ def check_config(config: Mapping[str, Any], prefix: str = "", depth: int = 0) ->
                     f"more entries than the limit of {LIMITS['layers'].maximum:,} layers",
                 )
         elif isinstance(value, Mapping):
-            check_config(value, f"{name}.", depth + 1)
+            check_config(value, f"{name}.", depth + 1, heads=heads)

@@ -1267,15 +1267,16 @@ def spec_from_config(
                 f"(for {arch} itself: {reference.MEASURE_INSTALL})",
             )
     if reader is None:
-        check_config(config)  # sizes within model/limits.py before anything is built
+        # sizes within model/limits.py before anything is built; the head split is the
+        # class's business (transformers fills in its own head_dim defaults)
+        check_config(config, heads=False)
         if not reference.reference_available():
             raise reference.needs_measure(model_type)
         spec = reference.spec_from_reference(config, name, where, architecture=arch)
     else:
-        check_config(config)  # sizes within model/limits.py before any per-layer table
-        spec = reader(
-            ConfigFields(with_class_defaults(model_type, config), where), name, model_type
-        )
+        filled = with_class_defaults(model_type, config)
+        check_config(filled)  # sizes within model/limits.py before any per-layer table
+        spec = reader(ConfigFields(filled, where), name, model_type)
         # (the class is recorded where it changes the count, as for BERT's heads: a spec
         # equals the one read from the same model's GGUF header)
         spec = replace(spec, notes=(*spec.notes, *notes, "count path: native (exact)"))
