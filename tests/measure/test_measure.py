@@ -299,3 +299,20 @@ def test_selective_and_8bit_options_of_the_commands(
     assert "selective" in next(c["how"] for c in data["components"] if c["name"] == "activations")
     assert main(["train", *common, "--selective-checkpointing", "--checkpointing"]) != 0
     assert "selective_checkpointing" in capsys.readouterr().err
+
+
+def test_truncation_cuts_every_per_layer_list() -> None:
+    """GLM-5.2 lists one MLP kind per layer; a shallow copy keeps the list in step."""
+    config = {
+        "model_type": "glm_moe_dsa",
+        "num_hidden_layers": 4,
+        "mlp_layer_types": ["dense", "sparse", "sparse", "sparse"],
+        "eos_token_id": [1, 2],
+        "mlp_only_layers": [0, 3],
+    }
+    cut = truncated_config(config, 2)
+    assert cut["num_hidden_layers"] == 2
+    assert cut["mlp_layer_types"] == ["dense", "sparse"]
+    assert cut["eos_token_id"] == [1, 2]  # not one entry per layer
+    assert cut["mlp_only_layers"] == [0]
+    assert config["mlp_layer_types"] == ["dense", "sparse", "sparse", "sparse"]

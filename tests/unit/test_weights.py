@@ -460,3 +460,17 @@ def test_nvfp4_tensor_layout_matches_a_modelopt_checkpoint() -> None:
     (down,) = (t for t in e.tensors if t.name == "model.layers.{i}.mlp.down_proj.weight")
     assert down.shape == (7168, 18432) and down.copies == 3
     assert down.bytes_each == 7168 * 9216 + 7168 * 1152 + 4
+
+
+def test_fp8_experts_of_a_type_read_on_the_meta_device_count_one_scale_per_linear() -> None:
+    """Gemma-4 26B-A4B has no native MoE description: the stacked expert tensors
+    (E, 2I, h) and (E, h, I) still hold 2·E and E per-expert Linears, one fp32 scale each."""
+    from modelmem.model.sources import resolve
+
+    spec = resolve("gemma-4-26b-a4b").spec
+    assert spec is not None and spec.moe is None
+    stored = {t.name.rsplit(".", 1)[-1]: t for t in estimate_weights(spec, "fp8").tensors}
+    gate_up, down = stored["gate_up_proj"], stored["down_proj"]
+    e = gate_up.shape[0]
+    assert gate_up.bytes_each == gate_up.shape[0] * gate_up.shape[1] * gate_up.shape[2] + 2 * e * 4
+    assert down.bytes_each == down.shape[0] * down.shape[1] * down.shape[2] + e * 4

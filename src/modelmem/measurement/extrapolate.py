@@ -60,13 +60,19 @@ def truncated_config(config: dict[str, Any], layers: int) -> dict[str, Any]:
     """The config with only its first ``layers`` layers (per-layer lists cut to match)."""
     cfg = copy.deepcopy(config)
     target = cfg["text_config"] if cfg.get("model_type") == "gemma3" else cfg
+    depth = next((target[k] for k in ("num_hidden_layers", "n_layer") if k in target), None)
     for key in ("num_hidden_layers", "n_layer"):
         if key in target:
             target[key] = layers
     if "num_hidden_layers" not in target and "n_layer" not in target:
         target["num_hidden_layers"] = layers
-    if isinstance(target.get("layer_types"), list):
-        target["layer_types"] = target["layer_types"][:layers]
+    # Every list with one entry per layer (layer_types, mlp_layer_types, indexer_types,
+    # ...) is cut too: transformers rejects a list longer than the layer count.
+    for key, value in target.items():
+        if not isinstance(value, list) or key == "mlp_only_layers":  # indices, cut below
+            continue
+        if key == "layer_types" or (isinstance(depth, int) and len(value) == depth > layers):
+            target[key] = value[:layers]
     if isinstance(target.get("mlp_only_layers"), list):
         target["mlp_only_layers"] = [i for i in target["mlp_only_layers"] if i < layers]
     return cfg

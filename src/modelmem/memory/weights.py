@@ -339,8 +339,12 @@ def _expert_linears(spec: ModelSpec, t: ParamTensor) -> tuple[tuple[int, int], i
     ``gate_up_proj`` is 2·E Linears ``h -> I``, ``down_proj`` is E Linears ``I -> h``
     (gpt-oss stores the stacks transposed; the Linears are the same).
     """
-    assert spec.moe is not None
-    e, h, width = spec.moe.num_experts, spec.hidden_size, spec.moe.expert_intermediate_size
+    if spec.moe is not None:
+        e, h, width = spec.moe.num_experts, spec.hidden_size, spec.moe.expert_intermediate_size
+    else:  # a type read on the meta device: the stack's own shape (E, ·, ·) says it
+        e, h = t.shape[0], spec.hidden_size
+        other = t.shape[2] if t.shape[1] == h else t.shape[1]
+        width = other // 2 if t.name.endswith("gate_up_proj") else other
     if t.name.endswith("gate_up_proj"):
         return (width, h), 2 * e
     return (h, width), e
@@ -812,9 +816,8 @@ def _gguf_pieces(spec: ModelSpec, inventory: tuple[ParamTensor, ...]) -> Iterato
             shape = t.shape
         elif _is_expert_matrix(t):
             (out, d_in), _ = _expert_linears(spec, t)
-            assert spec.moe is not None
             rows = out * (2 if t.name.endswith("gate_up_proj") else 1)
-            shape = (spec.moe.num_experts, rows, d_in)  # ffn_{gate,up,down}_exps: ne0 = in
+            shape = (t.shape[0], rows, d_in)  # ffn_{gate,up,down}_exps: ne0 = in; E first
         elif len(t.shape) == 2 and t.role == "linear":
             d_in, d_out = _in_out(spec, t)
             shape = (d_out, d_in)  # GPT-2 Conv1D is transposed by the converter
