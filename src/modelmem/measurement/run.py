@@ -235,8 +235,9 @@ def _model_class(model_type: str, mode: str) -> Any:
     if model_type == "gemma3":
         return transformers.Gemma3ForConditionalGeneration
     if model_type in ENCODERS:
-        # An encoder trains with its masked-LM head and infers without a cache.
-        return transformers.AutoModelForMaskedLM if mode == "train" else transformers.AutoModel
+        # the class modelmem counts for an encoder config (its architectures: the masked-LM
+        # model), in both modes; it infers without a cache
+        return transformers.AutoModelForMaskedLM
     return transformers.AutoModelForCausalLM
 
 
