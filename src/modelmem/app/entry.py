@@ -117,6 +117,24 @@ def _plan_options(goal: str, objective: str | None, top: int, no_offload: bool) 
     return PlanRequestOptions(goal=goal, objective=objective, top=top, no_offload=no_offload)
 
 
+def _planned(model: Any, request: Any, plan_options: Any, count: int, reserve: float) -> Any:
+    """The planner's request for ``model``: the workload of the options, the open knobs."""
+    from fractions import Fraction
+
+    from modelmem.app.planning import plan_request_for
+
+    return plan_request_for(
+        model,
+        request,
+        plan_options.goal,
+        max_devices=count,
+        reserve=Fraction(reserve).limit_denominator(10_000),
+        objective=plan_options.objective,
+        top=plan_options.top,
+        offload=not plan_options.no_offload,
+    )
+
+
 def plan_data(
     source: Any,
     options: Mapping[str, Any] | None = None,
@@ -131,24 +149,16 @@ def plan_data(
     no_offload: bool = False,
 ) -> dict[str, Any]:
     """`plan SOURCE --device D --json` for one device."""
+    from modelmem.app.devices import Target
     from modelmem.app.fitting import build_workload_request
-    from modelmem.app.planning import plan_json, plan_request
+    from modelmem.app.planning import plan_json
 
     options = dict(options or {})
-    chosen = _given(options, given)
     plan_options = _plan_options(goal, objective, top, no_offload)
-    request = build_workload_request(_goal_kind(goal), options, chosen, None)
+    target = Target(_device(device, count, reserve).device, count)
+    request = build_workload_request(_goal_kind(goal), options, _given(options, given), None)
     model = resolve_model(source)
-    plan_req, target = plan_request(
-        model,
-        request,
-        _device(device, count, reserve),
-        plan_options.goal,
-        plan_options.objective,
-        plan_options.top,
-        not plan_options.no_offload,
-    )
-    return plan_json(model, plan_req, target)
+    return plan_json(model, _planned(model, request, plan_options, count, reserve), target)
 
 
 def _goal_kind(goal: str) -> str:
@@ -168,10 +178,7 @@ def plan_all_devices(
     no_offload: bool = False,
 ) -> dict[str, Any]:
     """`plan SOURCE --device all`: the best configuration on every catalogue device."""
-    from fractions import Fraction
-
     from modelmem.app.fitting import build_workload_request
-    from modelmem.app.planning import plan_request_for
     from modelmem.hardware.catalogue import all_devices
     from modelmem.planner import plan_devices
 
@@ -179,16 +186,7 @@ def plan_all_devices(
     _device("all", count, reserve)  # validates count and reserve
     request = build_workload_request(_goal_kind(goal), options, given, None)
     model = resolve_model(source)
-    plan_req = plan_request_for(
-        model,
-        request,
-        plan_options.goal,
-        max_devices=count,
-        reserve=Fraction(reserve).limit_denominator(10_000),
-        objective=plan_options.objective,
-        top=plan_options.top,
-        offload=not plan_options.no_offload,
-    )
+    plan_req = _planned(model, request, plan_options, count, reserve)
     plans = plan_devices(model.spec, all_devices(), plan_req, model.label)
     rows = [
         {
@@ -221,11 +219,8 @@ def plan_largest(
     no_offload: bool = False,
 ) -> dict[str, Any]:
     """`plan --device D` without SOURCE: the largest catalogue model that fits."""
-    from fractions import Fraction
-
     from modelmem.app.devices import Target
     from modelmem.app.fitting import build_workload_request
-    from modelmem.app.planning import plan_request_for
     from modelmem.model.params import count_params
     from modelmem.model.sources.catalogue import load_catalogue, spec_from_entry
     from modelmem.planner import largest_model
@@ -241,16 +236,7 @@ def plan_largest(
         models.append((entry.name, spec, count_params(spec).total))
 
     def request_for(label: str, spec: Any) -> Any:
-        return plan_request_for(
-            resolve_model(label),
-            request,
-            plan_options.goal,
-            max_devices=count,
-            reserve=Fraction(reserve).limit_denominator(10_000),
-            objective=plan_options.objective,
-            top=plan_options.top,
-            offload=not plan_options.no_offload,
-        )
+        return _planned(resolve_model(label), request, plan_options, count, reserve)
 
     found = largest_model(models, target.accelerator, request_for, target.device_bytes, target.name)
     return {

@@ -13,12 +13,12 @@ from typing import Any
 
 from modelmem.app.devices import Target
 from modelmem.app.inference import prepare_inference
-from modelmem.app.requests import DeviceRequest, InferenceRequest, TrainRequest
+from modelmem.app.requests import InferenceRequest, TrainRequest
 from modelmem.app.training import prepare_training
 from modelmem.errors import InvalidValueError, UnknownNameError
 from modelmem.vocabulary import GOALS
 
-__all__ = ["fixed_knobs", "plan_request", "plan_request_for", "workload_for_goal"]
+__all__ = ["fixed_knobs", "plan_json", "plan_request_for", "workload_for_goal"]
 
 # plan knob -> the request options that fix it
 _KNOBS: dict[str, tuple[str, ...]] = {
@@ -85,31 +85,6 @@ def plan_request_for(
         reserve=reserve,
         top=top,
     )
-
-
-def plan_request(
-    model: Any,
-    request: InferenceRequest | TrainRequest,
-    device: DeviceRequest,
-    goal: str,
-    objective: str | None = None,
-    top: int = 5,
-    offload: bool = True,
-) -> tuple[Any, Target]:
-    target = Target(device.device, device.count) if device.device.lower() != "all" else None
-    reserve = Fraction(device.reserve).limit_denominator(10_000)
-    plan_req = plan_request_for(
-        model,
-        request,
-        goal,
-        max_devices=device.count,
-        reserve=reserve,
-        objective=objective,
-        top=top,
-        offload=offload,
-    )
-    assert target is not None
-    return plan_req, target
 
 
 def plan_json(model: Any, plan_req: Any, target: Target) -> dict[str, Any]:

@@ -22,24 +22,18 @@ from typing import Any, Literal
 
 import torch
 
+from modelmem import vocabulary
 from modelmem.errors import InvalidValueError, check_choices, check_positive_ints
 from modelmem.measurement.tracker import Allocation, Peak, StorageTracker, round_up
 from modelmem.memory.breakdown import MemoryBreakdown, MemoryComponent
 
 Mode = Literal["train", "inference"]
-RECIPES = ("fp32", "amp-bf16", "amp-fp16", "pure-bf16", "pure-fp16")
-OPTIMIZERS = (
-    "adamw",
-    "adam",
-    "adamw-8bit",
-    "sgd",
-    "sgd-momentum",
-    "adagrad",
-    "rmsprop",
-    "adafactor",
-)
-OPTIMIZER_IMPLS = ("foreach", "fused", "for-loop")
-ATTENTIONS = ("sdpa", "eager")
+# What a measurement can run of the shared vocabulary: DeepSpeed's bf16 mode (mixed-bf16)
+# needs its optimizer wrapper, and torch.optim has no Lion.
+RECIPES = tuple(r for r in vocabulary.RECIPES if r != "mixed-bf16")
+OPTIMIZERS = tuple(o for o in vocabulary.OPTIMIZERS if o != "lion")
+OPTIMIZER_IMPLS = vocabulary.OPTIMIZER_IMPLS
+ATTENTIONS = vocabulary.ATTENTIONS
 
 # Category names of the measured breakdown, in display order, with what each holds.
 CATEGORY_HOW: dict[str, str] = {
