@@ -145,6 +145,7 @@ _OFFLOAD_COST: dict[str, int] = {
     "optimizer": 3,
     "optimizer+params": 5,
     "as-given": 0,
+    "device-map": 3,  # one device busy at a time
 }
 
 
@@ -199,9 +200,11 @@ class Config:
             parts.append(str(self.optimizer))
             if self.checkpointing:
                 parts.append("checkpointing")
-            if self.devices > 1 or self.zero:
+            if (self.devices > 1 or self.zero) and self.offload != "device-map":
                 parts.append(f"ZeRO-{self.zero} × {self.devices}")
-            if self.offload == "as-given":
+            if self.offload == "device-map":
+                parts.append(f"device_map auto over {self.devices}")
+            elif self.offload == "as-given":
                 parts.append("offloaded as given")
             elif self.offload != "none":
                 parts.append(f"{self.offload} offloaded to CPU")
@@ -224,6 +227,9 @@ def workload(config: Config, request: PlanRequest) -> InferenceWorkload | Traini
             tp=config.devices,
             stored_weights=base.stored_weights if config.dtype == base.dtype else None,
         )
+    if config.offload == "device-map":  # the layers split over the devices, in turn
+        base = replace(base, pp=config.devices, naive_pipeline=True)
+        config = replace(config, devices=1)
     return replace(
         base,
         batch=config.batch,
@@ -240,8 +246,20 @@ def workload(config: Config, request: PlanRequest) -> InferenceWorkload | Traini
     )
 
 
-_OFFLOAD_OPTIMIZER = {"none": None, "optimizer": "cpu", "optimizer+params": "cpu", "as-given": None}
-_OFFLOAD_PARAM = {"none": None, "optimizer": None, "optimizer+params": "cpu", "as-given": None}
+_OFFLOAD_OPTIMIZER = {
+    "none": None,
+    "optimizer": "cpu",
+    "optimizer+params": "cpu",
+    "as-given": None,
+    "device-map": None,
+}
+_OFFLOAD_PARAM = {
+    "none": None,
+    "optimizer": None,
+    "optimizer+params": "cpu",
+    "as-given": None,
+    "device-map": None,
+}
 
 
 def estimate(spec: ModelSpec, config: Config, request: PlanRequest) -> MemoryBreakdown:
@@ -538,6 +556,8 @@ class Planner:
             # (FSDP-QLoRA) and ZeRO-3 shard the frozen base too
             stages = (1, 2, 3) if full else (0, 3)
         pairs = [(z, "none") for z in stages]
+        if not full and count > 1 and not request.is_fixed("zero") and base.pp == 1:
+            pairs.append((0, "device-map"))  # transformers' device_map="auto"
         fixed_zero = base.zero if request.is_fixed("zero") else None
         if full and request.offload and fixed_zero in (None, 2, 3) and not base.fsdp:
             if fixed_zero in (None, 2):

@@ -65,6 +65,8 @@ WORKLOADS: list[tuple[str, str, dict[str, Any]]] = [
     ("train", "llama-3.1-8b", {"selective_checkpointing": True, "batch": 4}),
     ("train", "llama-3.1-8b", {"method": "lora", "dora": True}),
     ("train", "qwen2.5-7b", {"lora_rank": 8}),  # a LoRA option alone means LoRA
+    ("train", "llama-2-70b", {"method": "qlora", "device_map": "auto", "devices": 2}),
+    ("train", "llama-3.1-70b", {"method": "qlora", "fsdp": "full-shard", "devices": 2}),
 ]
 
 

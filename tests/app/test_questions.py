@@ -124,8 +124,8 @@ def test_fsdp_qlora_shards_the_frozen_base(capsys: pytest.CaptureFixture[str]) -
          "--seq", "512"],
         capsys,
     )  # fmt: skip
-    assert plan["options"] and plan["options"][0]["config"]["devices"] == 2
-    assert plan["options"][0]["config"]["zero"] == 3
+    sharded = [o for o in plan["options"] if o["config"]["zero"] == 3]
+    assert sharded and all(o["config"]["devices"] == 2 and o["fits"] for o in sharded)
 
 
 @pytest.mark.parametrize("tp", [1, 2, 4, 8])
@@ -177,3 +177,27 @@ def test_bitsandbytes_before_0_43_2_kept_the_4bit_inputs(
     assert any("bitsandbytes 0.41.1" in n for n in old["notes"])
     assert main([*args, "--bnb-version", "latest"]) == 2
     assert "bnb_version" in capsys.readouterr().err
+
+
+def test_device_map_auto_splits_the_layers_one_busy_at_a_time(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = ["train", "llama-2-70b", "--method", "qlora", "--seq", "512", "--device-map", "auto"]
+    _, one = _json([*args, "--devices", "1"], capsys)
+    _, two = _json([*args, "--devices", "2"], capsys)
+    weights = [next(c["bytes"] for c in d["components"] if c["name"] == "weights")
+               for d in (one, two)]  # fmt: skip
+    assert two["parallel"]["pp"] == 2 and two["total_devices"] == 2
+    assert weights[0] / 2 * 0.9 < weights[1] < weights[0] / 2 * 1.1  # about half the layers
+    assert any("device_map='auto'" in n for n in two["notes"])
+    # plan --goal qlora --count N searches it beside FSDP/ZeRO-3 sharding
+    _, plan = _json(
+        ["plan", "llama-2-70b", "--device", "RTX4090", "--count", "2", "--goal", "qlora",
+         "--seq", "512", "--top", "50"],
+        capsys,
+    )  # fmt: skip
+    labels = [o["label"] for o in plan["options"]]
+    assert any("device_map auto over 2" in x for x in labels)
+    assert any("ZeRO-3 × 2" in x for x in labels)
+    assert main(["train", "llama-3.1-8b", "--device-map", "auto", "--devices", "2"]) == 2
+    assert "LoRA/QLoRA" in capsys.readouterr().err

@@ -332,6 +332,13 @@ class TrainRequest(Request):
         negatable=True,
     )
     pp: int = option(1, "Pipeline-parallel stages.", minimum=1, maximum=MAX_PARALLEL)
+    device_map: str | None = option(
+        None,
+        "LoRA/QLoRA with transformers' device_map: auto splits the layers over --devices "
+        "(or fit's --count) GPUs, one busy at a time.",
+        kind=str,
+        choices=("auto",),
+    )
     sp: bool = option(False, "Sequence parallelism (Megatron, needs --tp > 1).")
     paged_optimizer: bool = option(
         False,

@@ -73,6 +73,25 @@ def _bnb_saves_inputs(version: str) -> bool:
     return numbers + (0,) * (3 - len(numbers)) < BNB_STOPPED_SAVING_INPUTS
 
 
+def _device_map(request: TrainRequest, method: str) -> tuple[TrainRequest, list[str]]:
+    """device_map="auto": the devices hold consecutive layers (accelerate's naive model
+    parallelism), priced as pipeline stages with one micro-batch in flight."""
+    if method == "full":
+        raise InvalidValueError(
+            "device_map", "auto", "is for LoRA/QLoRA here (full training: --zero/--fsdp/--pp)"
+        )
+    if request.pp > 1 or request.tp > 1 or request.zero or request.fsdp:
+        raise InvalidValueError(
+            "device_map", "auto", "splits the layers itself: without --pp, --tp, --zero, --fsdp"
+        )
+    devices = request.devices
+    split = replace(request, pp=devices, devices=1, given=request.given)
+    return split, [
+        f"device_map='auto': the layers split over {devices} device(s), one busy at a time "
+        "(the most loaded one priced)"
+    ]
+
+
 def _method(model: Any, request: TrainRequest) -> tuple[str, list[str]]:
     if request.method is not None:
         return request.method, []
@@ -128,6 +147,9 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
             )
         offload_optimizer = offload_param = "cpu"
     method, notes = _method(model, request)
+    if request.device_map == "auto":
+        request, map_notes = _device_map(request, method)
+        notes = [*notes, *map_notes]
     if method == "qlora" and not (
         request.is_given("checkpointing") or request.selective_checkpointing
     ):
@@ -178,6 +200,7 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
         loss=loss,
         loss_chunks=request.loss_chunks or DEFAULT_LOSS_CHUNKS,
         bnb_saves_inputs=saves_inputs,
+        naive_pipeline=request.device_map == "auto",
         cuda_context_bytes=parse_bytes(request.cuda_context, field="cuda_context"),
         allocator_reserve=Fraction(request.allocator_reserve).limit_denominator(10_000),
     )

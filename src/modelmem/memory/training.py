@@ -116,6 +116,9 @@ class TrainingWorkload:
     # bitsandbytes before 0.43.2 (PR #1270) saved each 4-bit Linear's input for backward
     # (MatMul4Bit ctx.tensors = (A, B)); later releases save (None, B)
     bnb_saves_inputs: bool = False
+    # transformers' device_map="auto" (naive model parallelism): the layers split over pp
+    # devices like pipeline stages, but one micro-batch runs through them at a time
+    naive_pipeline: bool = False
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
@@ -176,11 +179,8 @@ class TrainingWorkload:
             )
         if self.sp and self.tp == 1:
             raise InvalidValueError("sp", True, "sequence parallelism needs tp > 1")
-        if self.method != "full" and (self.tp > 1 or self.pp > 1):
-            field = "tp" if self.tp > 1 else "pp"
-            raise InvalidValueError(
-                field, getattr(self, field), "tensor/pipeline parallel LoRA is not modelled"
-            )
+        if self.method != "full" and self.tp > 1:
+            raise InvalidValueError("tp", self.tp, "tensor-parallel LoRA is not modelled")
         if self.loss != "full" and self.tp > 1:
             raise InvalidValueError(
                 "loss", self.loss, "with tp > 1 the loss is Megatron's vocab-parallel one: full"
@@ -481,18 +481,21 @@ def _adapters(
     return chosen, tuple(adapters)
 
 
-def _bnb_saved_inputs(spec: ModelSpec, w: TrainingWorkload) -> int:
+def _bnb_saved_inputs(spec: ModelSpec, w: TrainingWorkload, layers: int) -> int:
     """Per token, over all layers: what bitsandbytes before 0.43.2 kept for each 4-bit
     Linear's backward — its input A (ctx.tensors = (A, B), bitsandbytes PR #1270 removed
     it). Distinct tensors per layer: the normed input of q/k/v (h), the normed input of the
     gated MLP's gate/up (h) and the down projection's input (I); o_proj's input is the
     attention output SDPA saves anyway. MoE experts are not bitsandbytes Linears."""
     width = spec.mlp.intermediate_size if spec.mlp is not None else 0
-    return spec.num_layers * w.act_bytes * (2 * spec.hidden_size + width)
+    return layers * w.act_bytes * (2 * spec.hidden_size + width)
 
 
 def _lora_activation_change(
-    spec: ModelSpec, targets: tuple[ParamTensor, ...], w: TrainingWorkload
+    spec: ModelSpec,
+    targets: tuple[ParamTensor, ...],
+    w: TrainingWorkload,
+    layers: int | None = None,
 ) -> int:
     """Per token, over all layers: what a frozen base stops saving and what adapters add.
 
@@ -505,7 +508,8 @@ def _lora_activation_change(
 
     b = w.act_bytes
     width = spec.mlp.intermediate_size if spec.mlp is not None else 0
-    change = -spec.num_layers * b * (width + 4 * spec.hidden_size)
+    n = spec.num_layers if layers is None else layers  # a pipeline stage: its layers
+    change = -n * b * (width + 4 * spec.hidden_size)
     shared: set[tuple[str, int]] = set()
     for t in targets:
         d_in, _ = _linear_dims(t)
@@ -533,7 +537,8 @@ def estimate_training(spec: ModelSpec, workload: TrainingWorkload) -> TrainingEs
     tensors = tensor_inventory(spec)
     if w.tp > 1 or w.pp > 1:
         check_model_parallel(spec, w.tp, w.pp)
-    stages = pipeline_stages(tensors, spec.num_layers, w.tp, w.pp, w.grad_accumulation)
+    in_flight = 1 if w.naive_pipeline else w.grad_accumulation
+    stages = pipeline_stages(tensors, spec.num_layers, w.tp, w.pp, in_flight)
     results = [_estimate_stage(spec, w, stage) for stage in stages]
     best = max(range(len(results)), key=lambda i: results[i].breakdown.total_bytes)
     est = results[best]
@@ -776,12 +781,28 @@ def _offload_params(d: _DeviceStates, w: TrainingWorkload, params: int, gathered
     )
 
 
-def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
+def _on_stage(tensors: tuple[ParamTensor, ...], stage: PipelineStage) -> tuple[ParamTensor, ...]:
+    """The part of per-layer tensors on ``stage``'s layers; others on the last stage."""
+    layers = {i for t in stage.tensors for i in t.layers}
+    kept: list[ParamTensor] = []
+    for t in tensors:
+        if t.layers:
+            mine = tuple(i for i in t.layers if i in layers)
+            if mine:
+                kept.append(replace(t, layers=mine))
+        elif stage.head:
+            kept.append(t)
+    return tuple(kept)
+
+
+def _adapter_states(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) -> _DeviceStates:
     """LoRA/QLoRA/DoRA: a frozen base (16-bit, or 4-bit for QLoRA) and fp32 adapters with
     their gradients and optimizer states, as PEFT keeps them."""
     from modelmem.memory.weights import estimate_weights
 
     targets, adapters = _adapters(spec, w)
+    if w.pp > 1:  # pipeline stages or device_map="auto": this device's layers only
+        targets, adapters = _on_stage(targets, stage), _on_stage(adapters, stage)
     trainable = sum(t.numel for t in adapters)
     base_scheme = (
         w.qlora_scheme if w.method == "qlora" else ("fp32" if w.param_bytes == 4 else "bf16")
@@ -791,7 +812,7 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
     adapter_weights, grads, states = zero_model_states(
         4 * trainable, 4 * trainable, states, w.zero, w.devices
     )
-    base, base_how = _frozen_base(estimate_weights(spec, base_scheme), w)
+    base, base_how = _frozen_base(estimate_weights(spec, base_scheme), w, stage)
     d = _DeviceStates(
         weights=base + adapter_weights,
         weights_how=f"{base_how} + {trainable:,} adapter params × 4 B "
@@ -805,10 +826,11 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
         grad_bytes=4,
     )
     if not w.checkpointing:
-        d.extra_activations = _lora_activation_change(spec, targets, w)
+        # over this device's layers (all of them unless the layers are split over stages)
+        d.extra_activations = _lora_activation_change(spec, targets, w, stage.layers)
         d.activation_how = " − frozen-base inputs + fp32 adapter inputs"
         if w.method == "qlora" and w.bnb_saves_inputs:
-            d.extra_activations += _bnb_saved_inputs(spec, w)
+            d.extra_activations += _bnb_saved_inputs(spec, w, stage.layers)
             d.activation_how += " + the 4-bit Linears' inputs (bitsandbytes < 0.43.2)"
     if w.paged_optimizer:
         d.offloaded.append(_paged(d.states, d.states_how))
@@ -827,12 +849,22 @@ def _adapter_states(spec: ModelSpec, w: TrainingWorkload) -> _DeviceStates:
     return d
 
 
-def _frozen_base(base: Any, w: TrainingWorkload) -> tuple[int, str]:
+def _stage_bytes(base: Any, stage: PipelineStage) -> int:
+    """The stored bytes of the base tensors ``stage`` holds (its layers' share of each)."""
+    held = {t.name: len(t.layers) if t.layers else 1 for t in stage.tensors}
+    return sum(t.bytes_each * min(t.copies, held[t.name]) for t in base.tensors if t.name in held)
+
+
+def _frozen_base(base: Any, w: TrainingWorkload, stage: PipelineStage) -> tuple[int, str]:
     """The frozen base on one device. Replicated under data parallelism; under FSDP
     full-shard (FSDP-QLoRA, Answer.AI 2024) and DeepSpeed ZeRO-3 sharded over the ranks like
     any parameter, with one wrapped unit — a decoder layer, or the embedding — all-gathered
     at a time for its forward and backward (prefetching the next one is not counted)."""
     scheme = base.scheme
+    if w.pp > 1:
+        return _stage_bytes(base, stage), (
+            f"frozen base ({scheme}), {stage.name} of {w.pp} stages ({stage.layers} layers)"
+        )
     if w.zero < 3 or w.devices == 1:
         return base.total_bytes, f"frozen base ({scheme})"
     per_layer = sum(t.bytes_each for t in base.tensors if "{i}" in t.name)
@@ -1018,7 +1050,7 @@ def _stage_notes(w: TrainingWorkload, d: _DeviceStates, moment: str) -> tuple[st
 def _estimate_stage(spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage) -> TrainingEstimate:
     """The peak of one device holding ``stage`` (the whole model when tp = pp = 1): its model
     states, the activations saved for the backward pass, and the largest moment of a step."""
-    d = _full_states(w, stage) if w.method == "full" else _adapter_states(spec, w)
+    d = _full_states(w, stage) if w.method == "full" else _adapter_states(spec, w, stage)
     saved = _saved_activations(spec, w, stage, d)
     moments, loss_how = _moments(spec, w, stage, d, saved)
     moment = max(moments, key=lambda m: moments[m])
