@@ -105,12 +105,16 @@ class Measurement:
     peak_rounded_bytes: int  # with each storage rounded up to CUDA's 512-byte blocks
     peak_phase: str
     peak_op: str
-    phase_peaks: dict[str, int]
+    phase_peaks: dict[str, int]  # per phase ("step1.backward"), the largest of its regions
     trainable_params: int
     total_params: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-    # Per phase (e.g. "step1.backward"): composition, CUDA-rounded bytes and op at its peak.
+    # Per region of a phase (``step1.backward`` up to the first gradient of a decoder
+    # layer, then ``step1.backward/layer{i}`` from the first gradient of layer i): peak
+    # bytes, composition, CUDA-rounded bytes and op at the peak. The layer extrapolation
+    # needs them: where in backward the peak sits moves with depth.
+    region_peaks: dict[str, int] = field(default_factory=dict, repr=False)
     phase_compositions: dict[str, MemoryBreakdown] = field(default_factory=dict, repr=False)
     phase_peaks_rounded: dict[str, int] = field(default_factory=dict, repr=False)
     phase_ops: dict[str, str] = field(default_factory=dict, repr=False)
@@ -361,7 +365,7 @@ def _cache_tensors(cache: Any, depth: int = 0) -> list[torch.Tensor]:
 
 
 def _default_category(a: Allocation) -> str:
-    phase = a.phase.rsplit(".", 1)[-1]
+    phase = a.phase.split(REGION_MARK)[0].rsplit(".", 1)[-1]
     return {
         "forward": "activations",
         "prefill": "activations",
@@ -373,10 +377,52 @@ def _default_category(a: Allocation) -> str:
     }.get(phase, "other")
 
 
+REGION_MARK = "/layer"  # phase + REGION_MARK + layer index: a backward region
+
+
+def coarse_phase(region: str) -> str:
+    """The phase a region belongs to (``step1.backward/layer3`` -> ``step1.backward``)."""
+    return region.split(REGION_MARK)[0]
+
+
+def region_layer(region: str) -> int | None:
+    """The decoder layer whose first gradient opened ``region``, if any."""
+    _, mark, index = region.partition(REGION_MARK)
+    return int(index) if mark else None
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The decoder layers of the text stack: the ModuleList as long as the config's layer
+    count (a vision tower's list is skipped)."""
+    count = model.config.get_text_config().num_hidden_layers
+    for name, module in model.named_modules():
+        is_list = isinstance(module, torch.nn.ModuleList)
+        if is_list and len(module) == count and "vision" not in name:
+            return list(module)
+    return []
+
+
+def _grad_hook(tracker: StorageTracker, layer: int | None) -> Any:
+    """Categorize a gradient; the first gradient of a decoder layer in backward opens its
+    region (layers run backward from the last, so a lower index is a new region)."""
+
+    def hook(p: torch.Tensor) -> None:
+        tracker.categorize([p.grad], "gradients")
+        phase = coarse_phase(tracker.phase)
+        if layer is None or not phase.endswith(".backward"):
+            return
+        current = region_layer(tracker.phase)
+        if current is None or layer < current:
+            tracker.set_phase(f"{phase}{REGION_MARK}{layer}")
+
+    return hook
+
+
 def _train(model: Any, tracker: StorageTracker, settings: MeasureSettings, vocab: int) -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
+    layer_of = {id(p): i for i, m in enumerate(decoder_layers(model)) for p in m.parameters()}
     for p in trainable:
-        p.register_post_accumulate_grad_hook(lambda q: tracker.categorize([q.grad], "gradients"))
+        p.register_post_accumulate_grad_hook(_grad_hook(tracker, layer_of.get(id(p))))
     optimizer = _optimizer(trainable, settings)
     ids = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
     labels = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
@@ -526,6 +572,9 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
                 _infer(model, tracker, settings)
     peak = tracker.peak
     components = _components(tracker, peak)
+    phase_peaks: dict[str, int] = {}
+    for name, p in tracker.phase_peaks.items():
+        phase_peaks[coarse_phase(name)] = max(p.bytes, phase_peaks.get(coarse_phase(name), 0))
     if settings.recipe.startswith("amp"):
         notes.append(
             "autocast keeps a 16-bit copy of each weight from forward until backward uses it"
@@ -534,13 +583,14 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
         settings=settings,
         breakdown=MemoryBreakdown(components, notes=tuple(notes)),
         peak_rounded_bytes=peak.rounded_bytes,
-        peak_phase=peak.phase,
+        peak_phase=coarse_phase(peak.phase),
         peak_op=peak.op,
-        phase_peaks={name: p.bytes for name, p in tracker.phase_peaks.items()},
+        phase_peaks=phase_peaks,
         trainable_params=trainable,
         total_params=total,
         seconds=time.perf_counter() - started,
         notes=notes,
+        region_peaks={name: p.bytes for name, p in tracker.phase_peaks.items()},
         phase_compositions={
             name: MemoryBreakdown(_components(tracker, p))
             for name, p in tracker.phase_peaks.items()
