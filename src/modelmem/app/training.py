@@ -124,7 +124,7 @@ def _lora(model: Any, request: TrainRequest, method: str) -> tuple[int, Any, boo
 
 def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
     """The training workload ``request`` asks of ``model``."""
-    from modelmem.memory.training import TrainingWorkload
+    from modelmem.memory.training import TrainingWorkload, dropout_of
     from modelmem.units import parse_bytes
 
     request, ds_notes = _merge_deepspeed(request)
@@ -168,6 +168,7 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
         optimizer_in_backward=request.optimizer_in_backward,
         loss=loss,
         loss_chunks=request.loss_chunks or DEFAULT_LOSS_CHUNKS,
+        dropout=dropout_of(getattr(model, "config", None), request.dropout),
         cuda_context_bytes=parse_bytes(request.cuda_context, field="cuda_context"),
         allocator_reserve=Fraction(request.allocator_reserve).limit_denominator(10_000),
     )

@@ -71,6 +71,7 @@ class MeasureSettings:
     attention: str = "sdpa"
     lora_rank: int | None = None
     lora_targets: tuple[str, ...] | str | None = None
+    dropout: float | None = None  # every dropout of the config set to this (None: as is)
     steps: int = 2
     fake: bool = True
 
@@ -88,6 +89,8 @@ class MeasureSettings:
                 ("attention", ATTENTIONS),
             ),
         )
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise InvalidValueError("dropout", self.dropout, "must be in [0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
         if self.checkpointing and self.selective_checkpointing:
@@ -209,19 +212,28 @@ def _autocast(recipe: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def build_config(config: dict[str, Any], attention: str) -> Any:
-    """A transformers config from a config.json mapping, with GPU-faithful settings."""
+def build_config(config: dict[str, Any], attention: str, dropout: float | None = None) -> Any:
+    """A transformers config from a config.json mapping, with GPU-faithful settings (and
+    every dropout probability set to ``dropout`` when it is given)."""
     import transformers
+
+    from modelmem.memory.training import DROPOUT_KEYS
 
     cfg_dict = {k: v for k, v in config.items() if k not in ("auto_map", "quantization_config")}
     model_type = cfg_dict.pop("model_type")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
+    if dropout is not None:
+        # every probability the config defines, its defaults included
+        for name in {k for site in DROPOUT_KEYS.values() for k in site}:
+            for sub in (cfg, getattr(cfg, "text_config", None)):
+                if sub is not None and isinstance(getattr(sub, name, None), int | float):
+                    setattr(sub, name, dropout)
     if attention == "sdpa":
         # GPU flash attention saves no dropout mask; CPU SDPA with dropout falls back to
         # the math path, so attention dropout is set to 0 to keep the flash behaviour.
-        for name in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
+        for name in DROPOUT_KEYS["attention"]:
             for sub in (cfg, getattr(cfg, "text_config", None)):
                 value: Any = getattr(sub, name, None)
                 if sub is not None and value:
@@ -245,7 +257,7 @@ def _model_class(model_type: str, mode: str) -> Any:
 
 
 def _build_model(config: dict[str, Any], settings: MeasureSettings, notes: list[str]) -> Any:
-    cfg = build_config(config, settings.attention)
+    cfg = build_config(config, settings.attention, settings.dropout)
     cls = _model_class(config["model_type"], settings.mode)
     kwargs: dict[str, Any] = {"dtype": _model_dtype(settings.recipe)}
     if _is_moe(cfg):

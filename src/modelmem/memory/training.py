@@ -83,6 +83,47 @@ STATE_COPIES: dict[str, int] = {
 PAGED_OPTIMIZERS = ("adamw", "adam", "adamw-8bit", "lion")
 
 
+# Config keys of dropout probabilities, by where the dropout sits (transformers' names:
+# Llama-style, GPT-2, BERT, OPT/Falcon).
+DROPOUT_KEYS: dict[str, tuple[str, ...]] = {
+    "attention": ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"),
+    "hidden": ("hidden_dropout", "resid_pdrop", "hidden_dropout_prob", "dropout"),
+    "embedding": ("embd_pdrop", "hidden_dropout_prob"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dropout:
+    """Dropout probabilities of a model in training. Only p > 0 matters for memory: each
+    dropout saves a 1-byte mask per element for backward (CUDA's ``native_dropout``)."""
+
+    attention: float = 0.0  # on the attention probabilities (eager attention only)
+    hidden: float = 0.0  # on the attention and MLP outputs before each residual add
+    embedding: float = 0.0  # on the embeddings
+
+    def __post_init__(self) -> None:
+        for name in ("attention", "hidden", "embedding"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise InvalidValueError(f"dropout.{name}", value, "must be in [0, 1)")
+
+
+def dropout_of(config: dict[str, Any] | None, override: float | None = None) -> Dropout:
+    """The dropout a config trains with (its text config for a multimodal one), or
+    ``override`` at every site (0 disables dropout)."""
+    if override is not None:
+        if not 0.0 <= override < 1.0:
+            raise InvalidValueError("dropout", override, "must be in [0, 1)")
+        return Dropout(override, override, override)
+    text = (config or {}).get("text_config") or config or {}
+
+    def rate(site: str) -> float:
+        values = [text.get(k) for k in DROPOUT_KEYS[site]]
+        return max((float(v) for v in values if isinstance(v, int | float)), default=0.0)
+
+    return Dropout(rate("attention"), rate("hidden"), rate("embedding"))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingWorkload:
     batch: int = 1  # micro-batch
@@ -113,6 +154,7 @@ class TrainingWorkload:
     optimizer_in_backward: bool = False  # step each parameter in its grad hook
     loss: str = "full"  # full | chunked | fused
     loss_chunks: int = 8  # chunks of the chunked loss
+    dropout: Dropout = field(default_factory=Dropout)  # from the config (dropout_of)
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
@@ -356,13 +398,85 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
     q = a.num_heads * a.head_dim if a is not None else 0
     kv = a.num_kv_heads * a.head_dim if a is not None else 0
     n_h = a.num_heads if a is not None else 0
-    if w.recipe == "fp32":
-        coef = [24, 16, 8, 8, 4]
-    elif w.autocast:
-        coef = [26, 8, 4, 4, 4]
-    else:
-        coef = [16, 8, 4, 4, 4]
+    coef, const, extra = _coefficients(spec, w)
+    replicated = coef[0] * h + const
+    split = coef[1] * width + coef[2] * q + coef[4] * n_h
+    how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + {const}"
+    how += extra
+    if w.dropout.hidden:
+        # a 1-byte mask per element at each residual dropout (after attention, after MLP)
+        replicated += 2 * h
+        how += f" + 2h (dropout masks, p={w.dropout.hidden:g})"
+    if w.selective_checkpointing and a is not None:
+        # the attention core runs under checkpoint: only its inputs q, k, v are kept;
+        # SDPA's 4·n_h log-sum-exp, or eager's scores and repeated K/V, are recomputed.
+        # Under autocast the inputs are the fp32 rotated q and k, not the 16-bit casts
+        # the kernel would have saved: +2 B each (measured)
+        split -= 4 * n_h
+        how += " − 4·n_h (selective recomputation of the attention core: "
+        how += (
+            "the eager b·n_h·s² scores and repeated K/V are not kept)"
+            if _attention(spec, w) == "eager"
+            else "SDPA/flash keeps no scores anyway, so only its log-sum-exp goes: ≈ none)"
+        )
+        if w.autocast:
+            split += 2 * q
+            coef[3] += 2
+            how += " + 2·n_h·d + 2·n_kv·d (autocast: fp32 q, k kept as the core's inputs)"
+    elif _attention(spec, w) == "eager" and a is not None:
+        score, score_how = _score_bytes(spec, w)
+        repeated = 2 * w.act_bytes * (n_h - a.num_kv_heads) * a.head_dim
+        split += score * n_h * w.seq + repeated - 4 * n_h
+        how += f" + eager: {score}·n_h·s scores ({score_how}) + repeated K/V"
+    # KV heads are split over t, or replicated one per device when t exceeds them
+    kv_share = Fraction(1, min(t, a.num_kv_heads)) if a is not None else Fraction(1)
+    per = replicated * whole + Fraction(split, t) + coef[3] * kv * kv_share
+    if t > 1:
+        how += f"; tp={t}: attention/MLP terms ÷ {t}, h terms " + (
+            f"÷ {t} (sequence parallel)" if w.sp else "whole (no sequence parallelism)"
+        )
+    return per, how
+
+
+# Layers of another shape than Llama's, fitted to the integer on measured configurations
+# (h, I and heads varied; no dropout, SDPA): coefficients of h, I, n_h·d, n_kv·d, n_h and
+# the constant, per recipe kind. GPT-2: LayerNorm (input, output, fp32 mean and rstd),
+# Conv1D with bias, tanh-approximated GELU (its tanh and products kept: 10 B per I).
+FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
+    "gpt2": {
+        "pure": ([8, 10, 4, 4, 4], 8),
+        "fp32": ([16, 20, 8, 8, 4], 16),
+        "amp": ([12, 10, 4, 4, 4], 16),
+    },
+}
+# The same for what is saved outside the layers (final norm, positions): h coefficient and
+# constant per token.
+FITTED_FINAL: dict[str, dict[str, tuple[int, int]]] = {
+    "gpt2": {"pure": (4, 38), "fp32": (8, 42), "amp": (8, 38)},
+}
+# Eager attention that takes the softmax in the scores' dtype (``softmax(w, dim=-1)``),
+# not in fp32 as Llama-style code does (``softmax(..., dtype=torch.float32)``).
+SOFTMAX_IN_SCORE_DTYPE = ("gpt2", "bert")
+# Attention logit soft-capping (``tanh(w / cap) · cap``) in the eager path: Gemma 2.
+SOFTCAPPED_FAMILIES = ("gemma2",)
+
+
+def _recipe_kind(w: TrainingWorkload) -> str:
+    return "fp32" if w.recipe == "fp32" else "amp" if w.autocast else "pure"
+
+
+def _coefficients(spec: ModelSpec, w: TrainingWorkload) -> tuple[list[int], int, str]:
+    """Per-token coefficients of h, I, n_h·d, n_kv·d and n_h, the constant, and what was
+    added to the Llama form (module docstring)."""
+    fitted = FITTED_LAYERS.get(spec.family)
+    if fitted is not None:
+        coef, const = fitted[_recipe_kind(w)]
+        return list(coef), const, f" (fitted on {spec.family} layers)"
+    coef = {"fp32": [24, 16, 8, 8, 4], "amp": [26, 8, 4, 4, 4], "pure": [16, 8, 4, 4, 4]}[
+        _recipe_kind(w)
+    ]
     extra = ""
+    a = spec.attention
     if a is not None and a.qk_norm:
         # per-head RMSNorm on q and k (Qwen3, Gemma 3): its fp32 copy and outputs, fitted
         qk = 8 if w.recipe == "fp32" else 6
@@ -374,42 +488,40 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
         # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
         coef[0] += 20 if w.recipe != "amp" else 16
         extra += " (+ sandwich norms)"
-    replicated = coef[0] * h + 8
-    split = coef[1] * width + coef[2] * q + coef[4] * n_h
-    how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + 8{extra}"
-    if w.selective_checkpointing and a is not None:
-        # the attention core runs under checkpoint: only its inputs q, k, v are kept;
-        # SDPA's 4·n_h log-sum-exp, or eager's scores and repeated K/V, are recomputed.
-        # Under autocast the inputs are the fp32 rotated q and k, not the 16-bit casts
-        # the kernel would have saved: +2 B each (measured)
-        split -= 4 * n_h
-        how += " − 4·n_h (selective recomputation of the attention core: "
-        how += (
-            "the eager b·n_h·s² scores and repeated K/V are not kept)"
-            if w.attention == "eager"
-            else "SDPA/flash keeps no scores anyway, so only its log-sum-exp goes: ≈ none)"
-        )
-        if w.autocast:
-            split += 2 * q
-            coef[3] += 2
-            how += " + 2·n_h·d + 2·n_kv·d (autocast: fp32 q, k kept as the core's inputs)"
-    elif w.attention == "eager" and a is not None:
-        score = 4 + (w.act_bytes if w.act_bytes != 4 else 0)
-        repeated = 2 * w.act_bytes * (n_h - a.num_kv_heads) * a.head_dim
-        split += score * n_h * w.seq + repeated - 4 * n_h
-        how += f" + eager: {score}·n_h·s scores + repeated K/V"
-    # KV heads are split over t, or replicated one per device when t exceeds them
-    kv_share = Fraction(1, min(t, a.num_kv_heads)) if a is not None else Fraction(1)
-    per = replicated * whole + Fraction(split, t) + coef[3] * kv * kv_share
-    if t > 1:
-        how += f"; tp={t}: attention/MLP terms ÷ {t}, h terms " + (
-            f"÷ {t} (sequence parallel)" if w.sp else "whole (no sequence parallelism)"
-        )
-    return per, how
+    return coef, 8, extra
+
+
+def _attention(spec: ModelSpec, w: TrainingWorkload) -> str:
+    """The attention path transformers runs: eager where it has no SDPA path."""
+    from modelmem.memory.inference import EAGER_ONLY_FAMILIES
+
+    return "eager" if spec.family in EAGER_ONLY_FAMILIES else w.attention
+
+
+def _score_bytes(spec: ModelSpec, w: TrainingWorkload) -> tuple[int, str]:
+    """Bytes per attention score that eager attention saves for backward: the softmax
+    output (fp32, or the scores' dtype in GPT-2/BERT code outside autocast), the
+    probabilities cast to V's dtype for ·V when the dtypes differ, or with attention
+    dropout its 1-byte mask and output instead (the cast is then freed); soft-capping
+    adds its tanh output."""
+    act = w.act_bytes
+    soft = act if spec.family in SOFTMAX_IN_SCORE_DTYPE and not w.autocast else 4
+    parts = [f"softmax {soft} B"]
+    probs = 0 if soft == act else act
+    if w.dropout.attention:
+        probs = 1 + act
+        parts.append(f"dropout mask 1 B + output {act} B")
+    elif probs:
+        parts.append(f"cast {act} B")
+    cap = act if spec.family in SOFTCAPPED_FAMILIES else 0
+    if cap:
+        parts.append(f"soft-capping tanh {act} B")
+    return soft + probs + cap, ", ".join(parts)
 
 
 def _linear_weights(tensors: tuple[ParamTensor, ...]) -> int:
-    return sum(t.numel for t in tensors if t.role in ("linear", "expert"))
+    """Values autocast casts to 16 bit and caches: Linear weights and their biases."""
+    return sum(t.numel for t in tensors if t.role in ("linear", "expert", "bias"))
 
 
 # Which saved input a LoRA adapter of a module reads (modules sharing an input share it).
@@ -812,10 +924,11 @@ class _Saved:
     layers_how: str
     final_norm: int
     autocast_cache: int  # 16-bit copies of the Linear weights under autocast
+    embedding_mask: int = 0  # the embedding dropout's 1-byte mask
 
     @property
     def total(self) -> int:
-        return self.layers + self.final_norm + self.autocast_cache
+        return self.layers + self.final_norm + self.autocast_cache + self.embedding_mask
 
 
 def _saved_activations(
@@ -827,9 +940,20 @@ def _saved_activations(
     per_layer, layer_how = _layer_activation_per_token(spec, w)
     layers = ceil(bs * stage.layers * stage.in_flight * per_layer) + bs * d.extra_activations
     norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
-    final_norm = ceil(bs * (4 * h + 2 * w.act_bytes * h + 4) * norm_share) if stage.head else 0
-    autocast_cache = 2 * _linear_weights(stage.tensors) if w.autocast else 0
-    return _Saved(layers, layer_how + d.activation_how, final_norm, autocast_cache)
+    per_token = 4 * h + 2 * w.act_bytes * h + 4
+    if spec.family in FITTED_FINAL:
+        # LayerNorm keeps its input and output, not an fp32 copy; with the position ids
+        h_coef, const = FITTED_FINAL[spec.family][_recipe_kind(w)]
+        per_token = h_coef * h + const
+    final_norm = ceil(bs * per_token * norm_share) if stage.head else 0
+    autocast_cache = 0
+    if w.autocast:
+        autocast_cache = 2 * _linear_weights(stage.tensors)
+        if spec.tie_word_embeddings and stage.head:
+            # the output layer reads the embedding matrix: its 16-bit copy is cached too
+            autocast_cache += 2 * ceil(spec.vocab_size / w.tp) * h
+    mask = bs * h * stage.in_flight if w.dropout.embedding and stage.embedding else 0
+    return _Saved(layers, layer_how + d.activation_how, final_norm, autocast_cache, mask)
 
 
 def _moments(
@@ -859,7 +983,13 @@ def _moments(
         # the last layer is recomputed after the loss buffers are gone: its full
         # activations come back beside the head's gradient and the gradient of its output
         plain = TrainingWorkload(
-            batch=w.batch, seq=w.seq, recipe=w.recipe, attention=w.attention, tp=w.tp, sp=w.sp
+            batch=w.batch,
+            seq=w.seq,
+            recipe=w.recipe,
+            attention=w.attention,
+            tp=w.tp,
+            sp=w.sp,
+            dropout=w.dropout,
         )
         full = _layer_activation_per_token(spec, plain)[0]
         norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
@@ -904,9 +1034,10 @@ def _components(
         parts.append(
             MemoryComponent(
                 "activations",
-                saved.layers + saved.final_norm,
+                saved.layers + saved.final_norm + saved.embedding_mask,
                 f"{w.batch}×{w.seq} tokens × {stage.layers} layers{flight} × ({saved.layers_how})"
-                + (" + final norm" if saved.final_norm else ""),
+                + (" + final norm" if saved.final_norm else "")
+                + (" + embedding dropout mask (h B per token)" if saved.embedding_mask else ""),
             )
         )
         cache_alive = moment != "backward start" or not w.checkpointing
