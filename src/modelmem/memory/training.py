@@ -484,11 +484,17 @@ def _coefficients(spec: ModelSpec, w: TrainingWorkload) -> tuple[list[int], int,
         coef[3] += qk
         coef[4] += 4
         extra = " (+ q/k norms)"
+    const = 8
     if spec.norms_per_layer == 4:
         # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
-        coef[0] += 20 if w.recipe != "amp" else 16
+        coef[0] += 20
         extra += " (+ sandwich norms)"
-    return coef, 8, extra
+        if spec.family == "gemma2":
+            # fitted on gemma2 (h, I, heads varied): outside pure 16 bit the norms keep
+            # 4h less; an fp32 rsqrt per norm
+            coef[0] -= 0 if _recipe_kind(w) == "pure" else 4
+            const += 8
+    return coef, const, extra
 
 
 def _attention(spec: ModelSpec, w: TrainingWorkload) -> str:
@@ -968,6 +974,11 @@ def _moments(
     loss_extra, backward_extra, loss_how = _loss_terms(w, bs, v, h, head_grad)
     persistent = d.weights + d.states
     tie = 2 * v * h * p if spec.tie_word_embeddings and w.method == "full" and w.pp == 1 else 0
+    if spec.family in SOFTCAPPED_FAMILIES and v and w.loss == "full":
+        # final logit soft-capping (tanh(x / cap) · cap) keeps its tanh output for backward
+        loss_extra += bs * v * w.act_bytes
+        backward_extra += bs * v * w.act_bytes
+        loss_how += " + soft-capping tanh b·s·V"
     moments = {
         "loss": persistent + saved.total + loss_extra,
         # leaving autocast frees its weight cache unless autograd saved the copies, which
