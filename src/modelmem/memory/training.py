@@ -485,6 +485,13 @@ def _coefficients(spec: ModelSpec, w: TrainingWorkload) -> tuple[list[int], int,
         coef[4] += 4
         extra = " (+ q/k norms)"
     const = 8
+    if spec.layout == "phi3":
+        # fused qkv_proj: SDPA's v is a view that keeps the whole q|k|v output alive beside
+        # the rotated q and k; fitted on phi3 (heads and KV heads varied)
+        q_add, kv_add = {"pure": (4, 2), "fp32": (8, 4), "amp": (-2, 2)}[_recipe_kind(w)]
+        coef[2] += q_add
+        coef[3] += kv_add
+        extra += " (+ fused q|k|v kept)"
     if spec.norms_per_layer == 4:
         # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
         coef[0] += 20
@@ -1011,9 +1018,56 @@ def _moments(
             + head_grad
             + ceil(bs * h * w.act_bytes * norm_share)
         )
+    first = _first_layer_backward(spec, w, stage, d)
+    if first is not None:
+        moments["first layer backward"] = persistent + first
     if w.tp > 1:
         loss_how += f"; vocabulary-parallel: V/t = {v:,} per device (Korthikanti 4sbv/t)"
     return moments, loss_how
+
+
+def _first_layer_backward(
+    spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage, d: _DeviceStates
+) -> int | None:
+    """Beyond the model states, what is live in the backward of the first decoder layer,
+    the last one backward runs through: every gradient but that layer's (its MLP output
+    projection's excepted, the first it computes) and the input embedding's, the layer's
+    full activations (recomputed under checkpointing) and its backward's temporaries
+    (fitted on Llama-style layers: 4I + 2h per token in 16 bit, 8I in fp32; under
+    autocast also the layer's 16-bit weight copies). Gradients grow and saved activations
+    shrink as backward goes down the layers, so a deep model with a short batch peaks here.
+    Priced for one unsharded device with full fine-tuning."""
+    if w.method != "full" or w.zero or w.tp > 1 or w.pp > 1 or d.offloaded:
+        return None
+    if w.optimizer_in_backward or spec.mlp is None or not stage.layers:
+        return None
+    p, h, bs = d.grad_bytes, spec.hidden_size, w.batch * w.seq
+    layer = [t for t in stage.tensors if t.layers and min(t.layers) == 0]
+    own = sum(t.numel_each for t in layer) * p
+    down = max((t.numel_each for t in layer if t.role == "linear"), default=0) * p
+    down = min(down, spec.mlp.intermediate_size * h * p)
+    embed = 0 if spec.tie_word_embeddings else spec.vocab_size * _embedding_width(spec) * p
+    # what the layer saved (selective recomputation: the attention core comes back only in
+    # the attention's own backward, after the MLP's)
+    full = _layer_activation_per_token(spec, replace(w, checkpointing=False))[0]
+    width = spec.mlp.intermediate_size
+    temps = {"pure": 4 * width + 2 * h, "fp32": 8 * width, "amp": 4 * width + 2 * h}
+    cache = 2 * sum(t.numel_each for t in layer if t.role in ("linear", "bias"))
+    kept = ceil(bs * _layer_activation_per_token(spec, w)[0]) if w.checkpointing else 0
+    return (
+        d.grads
+        - own
+        + down
+        - embed
+        + kept
+        + ceil(bs * full)
+        + bs * temps[_recipe_kind(w)]
+        + (cache if w.autocast else 0)
+    )
+
+
+def _embedding_width(spec: ModelSpec) -> int:
+    return spec.embedding_dim or spec.hidden_size
 
 
 def _components(
@@ -1064,6 +1118,13 @@ def _components(
             name, how = "logits_and_loss", f"{loss_how} ({moment})"
     elif moment == "optimizer step":
         name, how = "optimizer_temporaries", f"{w.optimizer_impl} step temporaries"
+    elif moment == "first layer backward":
+        name, how = (
+            "first_layer_backward",
+            "gradients of the later layers and the head, the first layer's activations"
+            + (" (recomputed) and its checkpointed input" if w.checkpointing else "")
+            + " and its backward temporaries",
+        )
     else:
         name, how = "backward_temporaries", "tied embedding gradient sum"
     rest = peak - sum(c.bytes for c in parts)
