@@ -390,6 +390,8 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
         k = 2 if w.param_bytes == 2 else 4
         cut = f" ÷ {t} (sequence parallel)" if w.sp else ""
         return k * h * whole, f"checkpointed: layer input {k}h{cut}"
+    if spec.ssm is not None:
+        return _mamba_layer_per_token(spec, w)
     width = 0
     if spec.mlp is not None:
         width = spec.mlp.intermediate_size
@@ -436,6 +438,50 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
             f"÷ {t} (sequence parallel)" if w.sp else "whole (no sequence parallelism)"
         )
     return per, how
+
+
+# Mamba mixer on transformers' PyTorch path (``torch_forward``: the reference selective
+# scan and convolution, what runs without the mamba-ssm/causal-conv1d CUDA kernels):
+# per token, coefficients of I·N, I, h, N, R (time-step rank) and a constant; per layer
+# (independent of the tokens), of I·N and I, plus under autocast the 16-bit weight copies
+# and the fp32 A = −exp(A_log) (I·(6h + 10N + 4R + 16) in all). Fitted to the integer on
+# measured inventories (h, I, N, R and s varied; mamba-130m's shape).
+MAMBA_TOKEN: dict[str, tuple[int, int, int, int, int, int]] = {
+    "fp32": (12, 36, 12, 8, 4, 4),
+    "pure": (14, 24, 8, 8, 2, 4),
+    "amp": (14, 26, 10, 8, 2, 4),
+}
+MAMBA_LAYER: dict[str, tuple[int, int]] = {"fp32": (12, 12), "pure": (6, 10), "amp": (0, 0)}
+MAMBA_FAMILIES = ("mamba",)
+
+
+def _mamba_layer_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[Fraction, str]:
+    """Saved activations of one Mamba layer per token (fitted, :data:`MAMBA_TOKEN`); other
+    state-space mixers are refused rather than priced as nothing."""
+    ssm = spec.ssm
+    assert ssm is not None
+    if spec.family not in MAMBA_FAMILIES or w.tp > 1 or w.selective_checkpointing:
+        raise InvalidValueError(
+            "model",
+            spec.family,
+            "training activations of this state-space mixer are not modelled (only Mamba "
+            "on one device); run `modelmem measure` with the same options",
+        )
+    if w.checkpointing:
+        return Fraction(4 * spec.hidden_size), "checkpointed: layer input and fp32 residual"
+    kind = _recipe_kind(w)
+    i, n, h, r = ssm.inner_size, ssm.state_size, spec.hidden_size, ssm.time_step_rank
+    a, b, c, d, e, f = MAMBA_TOKEN[kind]
+    per = a * i * n + b * i + c * h + d * n + e * r + f
+    la, lb = MAMBA_LAYER[kind]
+    layer = la * i * n + lb * i
+    if kind == "amp":
+        layer = i * (6 * h + 10 * n + 4 * r + 16)
+    how = (
+        f"Mamba on transformers' PyTorch path (reference scan, no CUDA kernels): {a}·I·N + "
+        f"{b}I + {c}h + {d}N + {e}R + {f} per token, + {layer:,} B per layer (fitted)"
+    )
+    return per + Fraction(layer, w.batch * w.seq), how
 
 
 # Layers of another shape than Llama's, fitted to the integer on measured configurations
@@ -981,6 +1027,12 @@ def _moments(
     loss_extra, backward_extra, loss_how = _loss_terms(w, bs, v, h, head_grad)
     persistent = d.weights + d.states
     tie = 2 * v * h * p if spec.tie_word_embeddings and w.method == "full" and w.pp == 1 else 0
+    if spec.ssm is not None and spec.family in MAMBA_FAMILIES and not w.checkpointing:
+        # the reference scan's backward in the last layer: gradients of its [b, I, s, N]
+        # discretized A and B·x (measured 16.5 B per I·N and token with fp32 scans, 3.8 in
+        # pure 16 bit; rounded up)
+        scan = 4 if _recipe_kind(w) == "pure" else 17
+        backward_extra += bs * spec.ssm.inner_size * spec.ssm.state_size * scan
     if spec.family in SOFTCAPPED_FAMILIES and v and w.loss == "full":
         # final logit soft-capping (tanh(x / cap) · cap) keeps its tanh output for backward
         loss_extra += bs * v * w.act_bytes
