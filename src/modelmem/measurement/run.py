@@ -419,7 +419,8 @@ def _grad_hook(tracker: StorageTracker, layer: int | None) -> Any:
     region (layers run backward from the last, so a lower index is a new region)."""
 
     def hook(p: torch.Tensor) -> None:
-        tracker.categorize([p.grad], "gradients")
+        if p.grad is not None:
+            tracker.categorize([p.grad], "gradients")
         phase = coarse_phase(tracker.phase)
         if layer is None or not phase.endswith(".backward"):
             return
