@@ -162,6 +162,8 @@ ISSUE_ROWS: tuple[Case, ...] = (
     Case("gpt2", "train", 8, 1024, recipe="fp32"),
     Case("gpt2", "train", 8, 1024, attention="eager", dropout=0.0),
     Case("gpt2", "train", 4, 1024, recipe="amp-bf16", checkpointing="full"),
+    Case("bert-base-uncased", "train", 8, 512, recipe="amp-bf16", attention="eager"),
+    Case("bert-base-uncased", "train", 32, 128, recipe="fp32"),
     Case("gemma-2-9b", "train", 1, 2048, attention="eager"),
     Case("gemma-2-2b", "train", 4, 2048, recipe="amp-bf16", attention="eager"),
     Case("phi-3-mini-4k", "train", 1, 2048, optimizer_impl="fused"),

@@ -486,7 +486,7 @@ def _mamba_layer_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[Fracti
 
 
 # Layers of another shape than Llama's, fitted to the integer on measured configurations
-# (h, I and heads varied; no dropout, SDPA): coefficients of h, I, n_h·d, n_kv·d, n_h and
+# (h, I and heads varied; SDPA, dropout on and off): coefficients of h, I, n_h·d, n_kv·d, n_h and
 # the constant, per recipe kind. GPT-2: LayerNorm (input, output, fp32 mean and rstd),
 # Conv1D with bias, tanh-approximated GELU (its tanh and products kept: 10 B per I).
 FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
@@ -495,11 +495,19 @@ FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
         "fp32": ([16, 20, 8, 8, 4], 16),
         "amp": ([12, 10, 4, 4, 4], 16),
     },
+    # BERT: post-norm LayerNorm, exact GELU, separate q/k/v with biases
+    "bert": {
+        "pure": ([8, 4, 4, 4, 4], 8),
+        "fp32": ([16, 8, 8, 8, 4], 16),
+        "amp": ([16, 4, 4, 4, 4], 16),
+    },
 }
 # The same for what is saved outside the layers (final norm, positions): h coefficient and
 # constant per token.
 FITTED_FINAL: dict[str, dict[str, tuple[int, int]]] = {
     "gpt2": {"pure": (4, 38), "fp32": (8, 42), "amp": (8, 38)},
+    # BERT's masked-LM head: dense, GELU and LayerNorm before the tied decoder
+    "bert": {"pure": (10, 42), "fp32": (20, 58), "amp": (12, 56)},
 }
 # Eager attention that takes the softmax in the scores' dtype (``softmax(w, dim=-1)``),
 # not in fp32 as Llama-style code does (``softmax(..., dtype=torch.float32)``).
@@ -565,7 +573,10 @@ def _score_bytes(spec: ModelSpec, w: TrainingWorkload) -> tuple[int, str]:
     dropout its 1-byte mask and output instead (the cast is then freed); soft-capping
     adds its tanh output."""
     act = w.act_bytes
-    soft = act if spec.family in SOFTMAX_IN_SCORE_DTYPE and not w.autocast else 4
+    # BERT's scores stay 16 bit under autocast as well (measured: 2 + 1 + 2 B with its
+    # attention dropout); GPT-2's softmax is autocast to fp32
+    low = spec.family in SOFTMAX_IN_SCORE_DTYPE and (not w.autocast or spec.family == "bert")
+    soft = act if low else 4
     parts = [f"softmax {soft} B"]
     probs = 0 if soft == act else act
     if w.dropout.attention:
