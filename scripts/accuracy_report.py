@@ -49,6 +49,10 @@ the estimate prices for Mamba and is not what a GPU with those kernels allocates
 Dropout follows each config (GPT-2: 0.1 at every site) and keeps a 1-byte mask per
 element, as CUDA's `native_dropout` does; SDPA rows keep no attention-dropout mask
 (flash/memory-efficient kernels regenerate it), eager rows do.
+Deep models are measured from shallow copies (2, 3 and 4 repetitions of their layer
+pattern) with backward cut into per-layer regions, so the extrapolation follows the peak
+wherever it sits at full depth (the first layer's backward under checkpointing); tests
+check it against `measure --whole` to the byte.
 
 | model | settings | estimate | measured | error | tolerance |
 |---|---|---:|---:|---:|---:|

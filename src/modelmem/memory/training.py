@@ -10,7 +10,10 @@ fake tensors, ``modelmem measure``; see the project's measurement notes):
 - the end of backward: parameters + state + every gradient (+ the embedding gradient a
   tied head adds to);
 - the optimizer step: parameters + gradients + state + the step's temporaries
-  (``foreach`` holds about one copy of the parameters, ``fused`` none).
+  (``foreach`` holds about one copy of the parameters, ``fused`` none);
+- the backward of the first decoder layer, the last backward reaches: every later
+  gradient, that layer's activations (recomputed under checkpointing) and its backward's
+  temporaries. A deep model with a short batch, or any checkpointed one, peaks here.
 
 Step 0 has no optimizer state before its optimizer step, so a later step is the peak.
 
@@ -25,6 +28,13 @@ randomized configurations, then checked on real ones (``tests/measure``)::
     checkpointed  2h (16-bit) or 4h (fp32 and autocast): only the layer input is kept
     selective     as not checkpointed, without the attention core's saved tensors
                   (SDPA: the 4·n_h fp32 log-sum-exp; eager: the scores and repeated K/V)
+
+Layers of other shapes (GPT-2, BERT, fused Phi-3 projections, Gemma 2, Mamba) carry
+their own fitted coefficients (:data:`FITTED_LAYERS` and beside it). Dropout (from the
+config, or ``--dropout``) keeps a 1-byte mask per element at each site for backward, as
+CUDA's ``native_dropout`` does: 2h per layer and token at the residual dropouts, h at the
+embedding, and under eager attention one byte per score (SDPA's flash and
+memory-efficient kernels regenerate theirs).
 
 Eager attention replaces SDPA's saved log-sum-exp by the ``[b, n_h, s, s]`` fp32 softmax
 (and its 16-bit cast) and keeps K and V repeated to every query head. Korthikanti et al.
