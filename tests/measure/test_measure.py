@@ -339,3 +339,29 @@ def test_selective_and_8bit_options_of_the_commands(
     assert "selective" in next(c["how"] for c in data["components"] if c["name"] == "activations")
     assert main(["train", *common, "--selective-checkpointing", "--checkpointing"]) != 0
     assert "selective_checkpointing" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("llama-3.1-8b", {"batch": 2, "seq": 4096, "checkpointing": True}),
+        (
+            "phi-3-mini-4k",
+            {"batch": 1, "seq": 2048, "checkpointing": True, "optimizer_impl": "fused"},
+        ),
+    ],
+)
+def test_catalogue_extrapolation_equals_whole_under_checkpointing(
+    model: str, options: dict[str, Any]
+) -> None:
+    """Issue 17's rows: the shallow copies once missed the first layer's backward."""
+    from modelmem.app.models import resolve_model
+
+    resolved = resolve_model(model)
+    settings = MeasureSettings(recipe="pure-bf16", **options)
+    whole = measure(resolved.config, settings)
+    sampled = measure_by_layers(resolved.config, resolved.spec, settings)
+    assert any("extrapolated" in n for n in sampled.notes)
+    assert sampled.breakdown.total_bytes == whole.breakdown.total_bytes
+    assert sampled.peak_rounded_bytes == whole.peak_rounded_bytes
