@@ -505,6 +505,12 @@ FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
         "fp32": ([16, 20, 8, 8, 4], 16),
         "amp": ([12, 10, 4, 4, 4], 16),
     },
+    # OPT: pre-norm LayerNorm, ReLU fc1/fc2 with biases
+    "opt": {
+        "pure": ([8, 2, 4, 4, 4], 8),
+        "fp32": ([16, 4, 8, 8, 4], 16),
+        "amp": ([16, 2, 4, 4, 4], 16),
+    },
     # BERT: post-norm LayerNorm, exact GELU, separate q/k/v with biases
     "bert": {
         "pure": ([8, 4, 4, 4, 4], 8),
@@ -516,6 +522,7 @@ FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
 # constant per token.
 FITTED_FINAL: dict[str, dict[str, tuple[int, int]]] = {
     "gpt2": {"pure": (4, 38), "fp32": (8, 42), "amp": (8, 38)},
+    "opt": {"pure": (4, 44), "fp32": (8, 48), "amp": (6, 48)},
     # BERT's masked-LM head: dense, GELU and LayerNorm before the tied decoder
     "bert": {"pure": (10, 42), "fp32": (20, 58), "amp": (12, 56)},
 }
