@@ -249,8 +249,17 @@ DEEP: dict[str, Any] = {
         ({**DEEP, "vocab_size": 4000}, {"checkpointing": True}),
         ({**DEEP, "num_hidden_layers": 16}, {}),
         ({**GEMMA3, "num_hidden_layers": 20, "vocab_size": 1000}, {"checkpointing": True}),
+        (DEEP, {"checkpointing": True, "lora_rank": 4, "lora_targets": "all-linear"}),
     ],
-    ids=["llama-ckpt", "phi3-ckpt", "mistral-ckpt-b2", "llama-ckpt-big-vocab", "llama", "gemma3"],
+    ids=[
+        "llama-ckpt",
+        "phi3-ckpt",
+        "mistral-ckpt-b2",
+        "llama-ckpt-big-vocab",
+        "llama",
+        "gemma3",
+        "llama-lora-ckpt",
+    ],
 )
 def test_layer_extrapolation_follows_the_backward_peak(
     config: dict[str, Any], options: dict[str, Any]
