@@ -41,10 +41,16 @@ with `torch.cuda.max_memory_reserved()` and `nvidia-smi` on a GPU (`scripts/gpu_
 
 Known limits of the measurement: CPU SDPA with an explicit mask (sliding windows beyond
 the window) takes the math path and keeps s² probabilities a GPU kernel would not, so
-training rows of sliding-window models stay within the window; Mamba runs transformers'
-reference scan (no `mamba_ssm` kernels), which is not what a GPU with kernels allocates.
-Phi-3-mini's window is 2047 tokens, so its 2048-token training row meets that math path;
-it carries a 10 % tolerance for that reason.
+training rows of sliding-window models stay within the window (Phi-3-mini's is 2047
+tokens); Mamba runs transformers' reference scan (no `mamba_ssm` kernels), which is what
+the estimate prices for Mamba and is not what a GPU with those kernels allocates.
+Dropout follows each config (GPT-2: 0.1 at every site) and keeps a 1-byte mask per
+element, as CUDA's `native_dropout` does; SDPA rows keep no attention-dropout mask
+(flash/memory-efficient kernels regenerate it), eager rows do.
+Deep models are measured from shallow copies (2, 3 and 4 repetitions of their layer
+pattern) with backward cut into per-layer regions, so the extrapolation follows the peak
+wherever it sits at full depth (the first layer's backward under checkpointing); tests
+check it against `measure --whole` to the byte.
 
 | model | settings | estimate | measured | error | tolerance |
 |---|---|---:|---:|---:|---:|

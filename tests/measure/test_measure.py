@@ -209,7 +209,7 @@ def test_inference_reports_the_cache() -> None:
     [
         ({**LLAMA, "num_hidden_layers": 7}, "train"),
         ({**LLAMA, "num_hidden_layers": 7}, "inference"),
-        (GEMMA3, "train"),
+        ({**GEMMA3, "num_hidden_layers": 17}, "train"),
         (DEEPSEEK, "train"),
     ],
 )
@@ -224,6 +224,55 @@ def test_layer_extrapolation_equals_the_whole_model(config: dict[str, Any], mode
     assert sampled.breakdown.to_dict()["components"] == whole.breakdown.to_dict()["components"]
     assert sampled.peak_rounded_bytes == whole.peak_rounded_bytes
     assert sampled.total_params == whole.total_params
+
+
+# Where the backward peak sits moves with depth: at the loss's b·s·V buffers in a shallow
+# copy, near the end of backward (every gradient, the first layer recomputed) in a deep
+# model once the gradients outweigh the loss. Vocabulary 1,000 and 24 layers put the
+# switch between the samples and the whole model.
+DEEP: dict[str, Any] = {
+    **LLAMA,
+    "vocab_size": 1000,
+    "hidden_size": 128,
+    "num_hidden_layers": 24,
+    "intermediate_size": 512,
+    "pad_token_id": 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "options"),
+    [
+        (DEEP, {"checkpointing": True}),
+        ({**DEEP, "model_type": "phi3"}, {"checkpointing": True}),
+        ({**DEEP, "model_type": "mistral"}, {"checkpointing": True, "batch": 2}),
+        ({**DEEP, "vocab_size": 4000}, {"checkpointing": True}),
+        ({**DEEP, "num_hidden_layers": 16}, {}),
+        ({**GEMMA3, "num_hidden_layers": 20, "vocab_size": 1000}, {"checkpointing": True}),
+        (DEEP, {"checkpointing": True, "lora_rank": 4, "lora_targets": "all-linear"}),
+    ],
+    ids=[
+        "llama-ckpt",
+        "phi3-ckpt",
+        "mistral-ckpt-b2",
+        "llama-ckpt-big-vocab",
+        "llama",
+        "gemma3",
+        "llama-lora-ckpt",
+    ],
+)
+def test_layer_extrapolation_follows_the_backward_peak(
+    config: dict[str, Any], options: dict[str, Any]
+) -> None:
+    settings = MeasureSettings(
+        **{"batch": 4, "seq": 256, "recipe": "pure-bf16", "optimizer_impl": "fused", **options}
+    )
+    whole = measure(config, settings)
+    sampled = measure_by_layers(config, spec_from_config(config), settings)
+    assert any("extrapolated" in n for n in sampled.notes)
+    assert sampled.breakdown.to_dict()["components"] == whole.breakdown.to_dict()["components"]
+    assert sampled.peak_rounded_bytes == whole.peak_rounded_bytes
+    assert sampled.phase_peaks == whole.phase_peaks
 
 
 def test_layer_plan_finds_head_and_period() -> None:
@@ -313,3 +362,29 @@ def test_truncation_cuts_every_per_layer_list() -> None:
     assert cut["eos_token_id"] == [1, 2]  # not one entry per layer
     assert cut["mlp_only_layers"] == [0]
     assert config["mlp_layer_types"] == ["dense", "sparse", "sparse", "sparse"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [
+        ("llama-3.1-8b", {"batch": 2, "seq": 4096, "checkpointing": True}),
+        (
+            "phi-3-mini-4k",
+            {"batch": 1, "seq": 2048, "checkpointing": True, "optimizer_impl": "fused"},
+        ),
+    ],
+)
+def test_catalogue_extrapolation_equals_whole_under_checkpointing(
+    model: str, options: dict[str, Any]
+) -> None:
+    """Issue 17's rows: the shallow copies once missed the first layer's backward."""
+    from modelmem.app.models import resolve_model
+
+    resolved = resolve_model(model)
+    settings = MeasureSettings(recipe="pure-bf16", **options)
+    whole = measure(resolved.config, settings)
+    sampled = measure_by_layers(resolved.config, resolved.spec, settings)
+    assert any("extrapolated" in n for n in sampled.notes)
+    assert sampled.breakdown.total_bytes == whole.breakdown.total_bytes
+    assert sampled.peak_rounded_bytes == whole.peak_rounded_bytes

@@ -18,6 +18,7 @@ from dataclasses import replace
 from modelmem.measurement.extrapolate import run_measurement
 from modelmem.measurement.run import MeasureSettings
 from modelmem.measurement.validate import (
+    ISSUE_ROWS,
     TRAIN_GRID,
     TRAIN_RECIPES,
     TRAIN_SEQS,
@@ -44,7 +45,32 @@ def test_training_estimate_within_tolerance(case: Case) -> None:
     estimate = estimate_case(case)
     measured = measure_case(case)
     error = (estimate - measured) / measured
-    assert abs(error) <= TOLERANCE, f"{error:+.2%}"
+    assert abs(error) <= case.tolerance, f"{error:+.2%}"
+
+
+# Issue 17's rows: dropout from the config (GPT-2), Gemma 2's soft-capping under eager
+# attention, Phi-3's fused projections, deep models under checkpointing (the peak in the
+# first layer's backward), Mamba's reference scan.
+@pytest.mark.parametrize("case", ISSUE_ROWS, ids=_id)
+def test_issue_rows_within_three_percent(case: Case) -> None:
+    assert case.tolerance <= 0.03
+    estimate = estimate_case(case)
+    measured = measure_case(case)
+    error = (estimate - measured) / measured
+    assert abs(error) <= case.tolerance, f"{error:+.2%}"
+
+
+def test_dropout_override_reaches_the_measurement() -> None:
+    """--dropout 0 removes GPT-2's masks in both the estimate and the measured step."""
+    with_masks = Case("gpt2", "train", 2, 512, attention="eager")
+    without = replace(with_masks, dropout=0.0)
+    measured_drop = measure_case(with_masks) - measure_case(without)
+    estimated_drop = estimate_case(with_masks) - estimate_case(without)
+    # 12 layers: two residual masks of h = 768 per token, the embedding's, and per score a
+    # mask byte and a bf16 dropout output (12 heads × 512 keys)
+    tokens = 2 * 512
+    expected = tokens * (12 * 2 * 768 + 768) + tokens * 12 * 12 * 512 * 3
+    assert measured_drop == estimated_drop == expected
 
 
 def test_grid_covers_the_issue() -> None:

@@ -308,3 +308,91 @@ def test_8bit_adamw_step_has_no_temporaries() -> None:
     w = TrainingWorkload(recipe="pure-bf16", seq=16, optimizer="adamw-8bit")
     est = estimate_training(LLAMA8B, w)
     assert est.moments["optimizer step"] == est.moments["backward end"]
+
+
+# ---- dropout, fitted layers, soft-capping, the first layer's backward, Mamba (issue 17)
+
+GPT2 = spec_from_config(load_fixture("openai-community/gpt2"))
+GPT2_CONFIG = load_fixture("openai-community/gpt2")
+
+
+def test_dropout_is_read_from_the_config_and_overridden() -> None:
+    from modelmem.memory.training import Dropout, dropout_of
+
+    # GPT-2's config.json: attn_pdrop, resid_pdrop and embd_pdrop are all 0.1
+    assert dropout_of(GPT2_CONFIG) == Dropout(0.1, 0.1, 0.1)
+    assert dropout_of({"attention_dropout": 0.0}) == Dropout()
+    assert dropout_of(GPT2_CONFIG, 0.0) == Dropout()
+    with pytest.raises(InvalidValueError, match="dropout"):
+        dropout_of(GPT2_CONFIG, 1.0)
+
+
+def test_dropout_masks_are_one_byte_per_element() -> None:
+    from modelmem.memory.training import Dropout
+
+    base = {"batch": 2, "seq": 512, "recipe": "pure-bf16"}
+    off = estimate_training(GPT2, TrainingWorkload(**base))  # type: ignore[arg-type]
+    on = estimate_training(GPT2, TrainingWorkload(dropout=Dropout(0.1, 0.1, 0.1), **base))  # type: ignore[arg-type]
+    h, layers, bs = 768, 12, 2 * 512
+    # SDPA keeps no attention-dropout mask: two residual masks per layer + the embedding's
+    assert on.moments["loss"] - off.moments["loss"] == bs * (2 * h * layers + h)
+    eager_off = estimate_training(GPT2, TrainingWorkload(attention="eager", **base))  # type: ignore[arg-type]
+    eager_on = estimate_training(
+        GPT2,
+        TrainingWorkload(attention="eager", dropout=Dropout(0.1, 0.1, 0.1), **base),  # type: ignore[arg-type]
+    )
+    # eager adds a mask byte and a 16-bit dropout output per score (12 heads, s = 512)
+    scores = bs * 12 * 512 * layers
+    extra = eager_on.moments["loss"] - eager_off.moments["loss"]
+    assert extra == bs * (2 * h * layers + h) + scores * (1 + 2)
+
+
+def test_gpt2_softmax_in_16_bit_keeps_fewer_bytes_per_score_than_llama() -> None:
+    from modelmem.memory.training import _score_bytes
+
+    w = TrainingWorkload(recipe="pure-bf16", attention="eager")
+    assert _score_bytes(GPT2, w)[0] == 2  # softmax output in bf16, no cast
+    assert _score_bytes(LLAMA8B, w)[0] == 6  # fp32 softmax + its bf16 cast
+    assert _score_bytes(GPT2, TrainingWorkload(recipe="amp-bf16"))[0] == 6  # autocast: fp32
+
+
+def test_gemma2_soft_capping_keeps_its_tanh_outputs() -> None:
+    gemma2 = spec_from_config(load_fixture("google/gemma-2-9b"))
+    w = TrainingWorkload(recipe="pure-bf16", batch=1, seq=2048, attention="eager")
+    est = estimate_training(gemma2, w)
+    how = est.breakdown.get("activations").how
+    assert "soft-capping tanh 2 B" in how
+    # transformers has no SDPA path for Gemma 2: an sdpa request is priced eager
+    sdpa = estimate_training(gemma2, TrainingWorkload(recipe="pure-bf16", batch=1, seq=2048))
+    assert sdpa.moments == est.moments
+
+
+def test_deep_checkpointed_model_peaks_in_the_first_layer_backward() -> None:
+    # fp32, one short sequence: every gradient outweighs the loss buffers
+    w = TrainingWorkload(recipe="fp32", batch=1, seq=512, checkpointing=True)
+    est = estimate_training(LLAMA8B, w)
+    first = est.moments["first layer backward"]
+    assert first > est.moments["backward end"] - 2 * 128256 * 4096 * 4  # beyond the gradients
+    assert first > est.moments["layer recompute"]
+    assert est.peak_moment in ("first layer backward", "optimizer step")
+
+
+def test_mamba_activations_are_priced_not_zero_and_other_mixers_refused() -> None:
+    mamba_cfg = {
+        "model_type": "mamba",
+        "vocab_size": 50280,
+        "hidden_size": 768,
+        "num_hidden_layers": 24,
+        "state_size": 16,
+        "expand": 2,
+        "conv_kernel": 4,
+        "time_step_rank": 48,
+    }
+    mamba = spec_from_config(mamba_cfg)
+    est = estimate_training(mamba, TrainingWorkload(recipe="fp32", batch=1, seq=256))
+    act = est.breakdown.get("activations")
+    # 12·I·N dominates: 12 × 1536 × 16 B per token and layer at least
+    assert act.bytes > 256 * 24 * 12 * 1536 * 16
+    assert "PyTorch path" in act.how
+    with pytest.raises(InvalidValueError, match="state-space mixer"):
+        estimate_training(mamba, TrainingWorkload(recipe="fp32", batch=1, seq=256, tp=2))

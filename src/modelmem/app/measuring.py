@@ -97,6 +97,7 @@ def measure_settings(
         "attention": w.attention,
         "lora_rank": w.lora_rank if w.method == "lora" else None,
         "lora_targets": w.lora_targets if w.method == "lora" else None,
+        "dropout": request.dropout,
         "steps": steps,
         "fake": not real,
     }

@@ -274,6 +274,14 @@ class TrainRequest(Request):
     grad_accumulation: int = option(
         1, "Micro-batches per step (adds no activations).", minimum=1, maximum=MAX_BATCH
     )
+    dropout: float | None = option(
+        None,
+        "Dropout probability at every site (0 disables; default: the config's). Each "
+        "dropout keeps a 1-byte mask per element for backward.",
+        kind=float,
+        minimum=0,
+        maximum=0.999,
+    )
     lora_rank: int | None = option(
         None,
         f"LoRA rank r (default: the adapter's, else {DEFAULT_LORA_RANK}).",

@@ -135,7 +135,7 @@ def _lora(model: Any, request: TrainRequest, method: str) -> tuple[int, Any, boo
 
 def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
     """The training workload ``request`` asks of ``model``."""
-    from modelmem.memory.training import TrainingWorkload
+    from modelmem.memory.training import TrainingWorkload, dropout_of
     from modelmem.units import parse_bytes
 
     request, ds_notes = _merge_deepspeed(request)
@@ -201,6 +201,7 @@ def prepare_training(model: Any, request: TrainRequest) -> PreparedTraining:
         loss_chunks=request.loss_chunks or DEFAULT_LOSS_CHUNKS,
         bnb_saves_inputs=saves_inputs,
         naive_pipeline=request.device_map == "auto",
+        dropout=dropout_of(getattr(model, "config", None), request.dropout),
         cuda_context_bytes=parse_bytes(request.cuda_context, field="cuda_context"),
         allocator_reserve=Fraction(request.allocator_reserve).limit_denominator(10_000),
     )

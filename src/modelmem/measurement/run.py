@@ -65,6 +65,7 @@ class MeasureSettings:
     attention: str = "sdpa"
     lora_rank: int | None = None
     lora_targets: tuple[str, ...] | str | None = None
+    dropout: float | None = None  # every dropout of the config set to this (None: as is)
     steps: int = 2
     fake: bool = True
 
@@ -82,6 +83,8 @@ class MeasureSettings:
                 ("attention", ATTENTIONS),
             ),
         )
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise InvalidValueError("dropout", self.dropout, "must be in [0, 1)")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise InvalidValueError("lora_rank", self.lora_rank, "must be >= 1")
         if self.checkpointing and self.selective_checkpointing:
@@ -99,12 +102,16 @@ class Measurement:
     peak_rounded_bytes: int  # with each storage rounded up to CUDA's 512-byte blocks
     peak_phase: str
     peak_op: str
-    phase_peaks: dict[str, int]
+    phase_peaks: dict[str, int]  # per phase ("step1.backward"), the largest of its regions
     trainable_params: int
     total_params: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-    # Per phase (e.g. "step1.backward"): composition, CUDA-rounded bytes and op at its peak.
+    # Per region of a phase (``step1.backward`` up to the first gradient of a decoder
+    # layer, then ``step1.backward/layer{i}`` from the first gradient of layer i): peak
+    # bytes, composition, CUDA-rounded bytes and op at the peak. The layer extrapolation
+    # needs them: where in backward the peak sits moves with depth.
+    region_peaks: dict[str, int] = field(default_factory=dict, repr=False)
     phase_compositions: dict[str, MemoryBreakdown] = field(default_factory=dict, repr=False)
     phase_peaks_rounded: dict[str, int] = field(default_factory=dict, repr=False)
     phase_ops: dict[str, str] = field(default_factory=dict, repr=False)
@@ -199,19 +206,28 @@ def _autocast(recipe: str) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def build_config(config: dict[str, Any], attention: str) -> Any:
-    """A transformers config from a config.json mapping, with GPU-faithful settings."""
+def build_config(config: dict[str, Any], attention: str, dropout: float | None = None) -> Any:
+    """A transformers config from a config.json mapping, with GPU-faithful settings (and
+    every dropout probability set to ``dropout`` when it is given)."""
     import transformers
+
+    from modelmem.memory.training import DROPOUT_KEYS
 
     cfg_dict = {k: v for k, v in config.items() if k not in ("auto_map", "quantization_config")}
     model_type = cfg_dict.pop("model_type")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         cfg = transformers.AutoConfig.for_model(model_type, **cfg_dict)
+    if dropout is not None:
+        # every probability the config defines, its defaults included
+        for name in {k for site in DROPOUT_KEYS.values() for k in site}:
+            for sub in (cfg, getattr(cfg, "text_config", None)):
+                if sub is not None and isinstance(getattr(sub, name, None), int | float):
+                    setattr(sub, name, dropout)
     if attention == "sdpa":
         # GPU flash attention saves no dropout mask; CPU SDPA with dropout falls back to
         # the math path, so attention dropout is set to 0 to keep the flash behaviour.
-        for name in ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"):
+        for name in DROPOUT_KEYS["attention"]:
             for sub in (cfg, getattr(cfg, "text_config", None)):
                 value: Any = getattr(sub, name, None)
                 if sub is not None and value:
@@ -236,7 +252,7 @@ def _model_class(model_type: str, mode: str) -> Any:
 
 
 def _build_model(config: dict[str, Any], settings: MeasureSettings, notes: list[str]) -> Any:
-    cfg = build_config(config, settings.attention)
+    cfg = build_config(config, settings.attention, settings.dropout)
     cls = _model_class(config["model_type"], settings.mode)
     kwargs: dict[str, Any] = {"dtype": _model_dtype(settings.recipe)}
     if _is_moe(cfg):
@@ -356,7 +372,7 @@ def _cache_tensors(cache: Any, depth: int = 0) -> list[torch.Tensor]:
 
 
 def _default_category(a: Allocation) -> str:
-    phase = a.phase.rsplit(".", 1)[-1]
+    phase = a.phase.split(REGION_MARK)[0].rsplit(".", 1)[-1]
     return {
         "forward": "activations",
         "prefill": "activations",
@@ -368,10 +384,53 @@ def _default_category(a: Allocation) -> str:
     }.get(phase, "other")
 
 
+REGION_MARK = "/layer"  # phase + REGION_MARK + layer index: a backward region
+
+
+def coarse_phase(region: str) -> str:
+    """The phase a region belongs to (``step1.backward/layer3`` -> ``step1.backward``)."""
+    return region.split(REGION_MARK)[0]
+
+
+def region_layer(region: str) -> int | None:
+    """The decoder layer whose first gradient opened ``region``, if any."""
+    _, mark, index = region.partition(REGION_MARK)
+    return int(index) if mark else None
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The decoder layers of the text stack: the ModuleList as long as the config's layer
+    count (a vision tower's list is skipped)."""
+    count = model.config.get_text_config().num_hidden_layers
+    for name, module in model.named_modules():
+        is_list = isinstance(module, torch.nn.ModuleList)
+        if is_list and len(module) == count and "vision" not in name:
+            return list(module)
+    return []
+
+
+def _grad_hook(tracker: StorageTracker, layer: int | None) -> Any:
+    """Categorize a gradient; the first gradient of a decoder layer in backward opens its
+    region (layers run backward from the last, so a lower index is a new region)."""
+
+    def hook(p: torch.Tensor) -> None:
+        if p.grad is not None:
+            tracker.categorize([p.grad], "gradients")
+        phase = coarse_phase(tracker.phase)
+        if layer is None or not phase.endswith(".backward"):
+            return
+        current = region_layer(tracker.phase)
+        if current is None or layer < current:
+            tracker.set_phase(f"{phase}{REGION_MARK}{layer}")
+
+    return hook
+
+
 def _train(model: Any, tracker: StorageTracker, settings: MeasureSettings, vocab: int) -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
+    layer_of = {id(p): i for i, m in enumerate(decoder_layers(model)) for p in m.parameters()}
     for p in trainable:
-        p.register_post_accumulate_grad_hook(lambda q: tracker.categorize([q.grad], "gradients"))
+        p.register_post_accumulate_grad_hook(_grad_hook(tracker, layer_of.get(id(p))))
     optimizer = _optimizer(trainable, settings)
     ids = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
     labels = torch.zeros(settings.batch, settings.seq, dtype=torch.long)
@@ -521,6 +580,9 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
                 _infer(model, tracker, settings)
     peak = tracker.peak
     components = _components(tracker, peak)
+    phase_peaks: dict[str, int] = {}
+    for name, p in tracker.phase_peaks.items():
+        phase_peaks[coarse_phase(name)] = max(p.bytes, phase_peaks.get(coarse_phase(name), 0))
     if settings.recipe.startswith("amp"):
         notes.append(
             "autocast keeps a 16-bit copy of each weight from forward until backward uses it"
@@ -529,13 +591,14 @@ def measure(config: dict[str, Any], settings: MeasureSettings) -> Measurement:
         settings=settings,
         breakdown=MemoryBreakdown(components, notes=tuple(notes)),
         peak_rounded_bytes=peak.rounded_bytes,
-        peak_phase=peak.phase,
+        peak_phase=coarse_phase(peak.phase),
         peak_op=peak.op,
-        phase_peaks={name: p.bytes for name, p in tracker.phase_peaks.items()},
+        phase_peaks=phase_peaks,
         trainable_params=trainable,
         total_params=total,
         seconds=time.perf_counter() - started,
         notes=notes,
+        region_peaks={name: p.bytes for name, p in tracker.phase_peaks.items()},
         phase_compositions={
             name: MemoryBreakdown(_components(tracker, p))
             for name, p in tracker.phase_peaks.items()

@@ -15,7 +15,7 @@ from typing import Any
 from modelmem.measurement.extrapolate import run_measurement
 from modelmem.measurement.run import MeasureSettings
 
-DEFAULT_TOLERANCE = 0.05
+DEFAULT_TOLERANCE = 0.03
 
 
 CHECKPOINTING = ("none", "full", "selective")
@@ -31,6 +31,8 @@ class Case:
     attention: str = "sdpa"
     checkpointing: str = "none"  # none | full (per layer) | selective (attention core)
     optimizer: str = "adamw"
+    optimizer_impl: str = "foreach"
+    dropout: float | None = None  # None: the config's
     tolerance: float = DEFAULT_TOLERANCE
 
     def options(self) -> dict[str, Any]:
@@ -47,6 +49,10 @@ class Case:
             opts = {"batch": self.batch, "seq": self.seq, "recipe": self.recipe}
             if self.optimizer != "adamw":
                 opts["optimizer"] = self.optimizer
+            if self.optimizer_impl != "foreach":
+                opts["optimizer_impl"] = self.optimizer_impl
+            if self.dropout is not None:
+                opts["dropout"] = self.dropout
             if self.checkpointing == "full":
                 opts["checkpointing"] = True
             if self.checkpointing == "selective":
@@ -69,6 +75,10 @@ class Case:
         extra = {"none": "", "full": " ckpt", "selective": " selective"}[self.checkpointing]
         if self.optimizer != "adamw":
             extra += f" {self.optimizer}"
+        if self.optimizer_impl != "foreach":
+            extra += f" {self.optimizer_impl}"
+        if self.dropout is not None:
+            extra += f" dropout {self.dropout:g}"
         return f"{self.mode} b{self.batch} s{self.seq} {self.recipe} {self.attention}{extra}"
 
 
@@ -104,8 +114,8 @@ QUICK_GRID: tuple[Case, ...] = (
     Case("gemma-3-1b", "inference", 2, 4096),
     Case("llama-3.2-1b", "train", 8, 2048, recipe="amp-bf16"),
 )
-# Two sequence lengths per architecture. Sliding-window models (Gemma 3: 512) stay within
-# their window: CPU SDPA with an explicit mask takes the math path and keeps s²
+# Two sequence lengths per architecture. Sliding-window models (Gemma 3: 512, Phi-3-mini:
+# 2047) stay within their window: CPU SDPA with an explicit mask takes the math path and keeps s²
 # probabilities that a GPU kernel does not.
 TRAIN_SEQS: dict[str, tuple[int, ...]] = {
     "llama-3.2-1b": (512, 2048),
@@ -143,6 +153,29 @@ TRAIN_GRID: tuple[Case, ...] = (
     Case("llama-3.2-1b", "train", 8, 1024, recipe="amp-bf16", optimizer="adamw-8bit"),
     Case("qwen3-0.6b", "train", 8, 1024, recipe="pure-bf16", optimizer="adamw-8bit"),
 )
+# Rows the published comparison found off (issue 17): dropout from the config (GPT-2:
+# 0.1 at every site; BERT-style fine-tuning; OPT), Gemma 2's soft-capping under eager
+# attention, fused q|k|v and gate|up projections (Phi-3), per-layer checkpointing of
+# deep models (the first layer's backward), a state-space model (Mamba).
+ISSUE_ROWS: tuple[Case, ...] = (
+    Case("gpt2", "train", 1, 1024, attention="eager"),
+    Case("gpt2", "train", 8, 1024, recipe="fp32"),
+    Case("gpt2", "train", 8, 1024, attention="eager", dropout=0.0),
+    Case("gpt2", "train", 4, 1024, recipe="amp-bf16", checkpointing="full"),
+    Case("bert-base-uncased", "train", 8, 512, recipe="amp-bf16", attention="eager"),
+    Case("bert-base-uncased", "train", 32, 128, recipe="fp32"),
+    Case("opt-125m", "train", 8, 512, recipe="amp-bf16"),
+    Case("gemma-2-9b", "train", 1, 2048, attention="eager"),
+    Case("gemma-2-2b", "train", 4, 2048, recipe="amp-bf16", attention="eager"),
+    Case("phi-3-mini-4k", "train", 1, 2048, optimizer_impl="fused"),
+    Case("phi-3-mini-4k", "train", 1, 2048, checkpointing="full", optimizer_impl="fused"),
+    Case("phi-3-mini-4k", "train", 4, 2047, recipe="fp32", checkpointing="full"),
+    Case("mistral-7b-v0.1", "train", 2, 4096, checkpointing="full"),
+    Case("llama-3.1-8b", "train", 2, 4096, checkpointing="full"),
+    Case("llama-3.2-1b", "train", 1, 512, recipe="fp32", checkpointing="full"),
+    Case("mamba-130m", "train", 1, 256, recipe="fp32"),
+    Case("mamba-130m", "train", 4, 512, recipe="pure-bf16"),
+)
 FULL_GRID: tuple[Case, ...] = (
     *QUICK_GRID,
     Case("llama-3.2-1b", "inference", 2, 2048, attention="eager"),
@@ -157,8 +190,9 @@ FULL_GRID: tuple[Case, ...] = (
     *(case for case in TRAIN_GRID if case not in QUICK_GRID),
     Case("qwen3-30b-a3b", "train", 2, 2048),
     Case("mistral-7b-v0.3", "train", 4, 4096),
-    Case("phi-3-mini-4k", "train", 4, 2048, tolerance=0.10),
+    Case("phi-3-mini-4k", "train", 4, 2047),
     Case("gpt2", "train", 16, 1024, recipe="amp-bf16"),
+    *ISSUE_ROWS,
 )
 
 

@@ -10,7 +10,10 @@ fake tensors, ``modelmem measure``; see the project's measurement notes):
 - the end of backward: parameters + state + every gradient (+ the embedding gradient a
   tied head adds to);
 - the optimizer step: parameters + gradients + state + the step's temporaries
-  (``foreach`` holds about one copy of the parameters, ``fused`` none).
+  (``foreach`` holds about one copy of the parameters, ``fused`` none);
+- the backward of the first decoder layer, the last backward reaches: every later
+  gradient, that layer's activations (recomputed under checkpointing) and its backward's
+  temporaries. A deep model with a short batch, or any checkpointed one, peaks here.
 
 Step 0 has no optimizer state before its optimizer step, so a later step is the peak.
 
@@ -25,6 +28,13 @@ randomized configurations, then checked on real ones (``tests/measure``)::
     checkpointed  2h (16-bit) or 4h (fp32 and autocast): only the layer input is kept
     selective     as not checkpointed, without the attention core's saved tensors
                   (SDPA: the 4·n_h fp32 log-sum-exp; eager: the scores and repeated K/V)
+
+Layers of other shapes (GPT-2, BERT, fused Phi-3 projections, Gemma 2, Mamba) carry
+their own fitted coefficients (:data:`FITTED_LAYERS` and beside it). Dropout (from the
+config, or ``--dropout``) keeps a 1-byte mask per element at each site for backward, as
+CUDA's ``native_dropout`` does: 2h per layer and token at the residual dropouts, h at the
+embedding, and under eager attention one byte per score (SDPA's flash and
+memory-efficient kernels regenerate theirs).
 
 Eager attention replaces SDPA's saved log-sum-exp by the ``[b, n_h, s, s]`` fp32 softmax
 (and its 16-bit cast) and keeps K and V repeated to every query head. Korthikanti et al.
@@ -83,6 +93,47 @@ STATE_COPIES: dict[str, int] = {
 PAGED_OPTIMIZERS = ("adamw", "adam", "adamw-8bit", "lion")
 
 
+# Config keys of dropout probabilities, by where the dropout sits (transformers' names:
+# Llama-style, GPT-2, BERT, OPT/Falcon).
+DROPOUT_KEYS: dict[str, tuple[str, ...]] = {
+    "attention": ("attention_dropout", "attn_pdrop", "attention_probs_dropout_prob"),
+    "hidden": ("hidden_dropout", "resid_pdrop", "hidden_dropout_prob", "dropout"),
+    "embedding": ("embd_pdrop", "hidden_dropout_prob"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dropout:
+    """Dropout probabilities of a model in training. Only p > 0 matters for memory: each
+    dropout saves a 1-byte mask per element for backward (CUDA's ``native_dropout``)."""
+
+    attention: float = 0.0  # on the attention probabilities (eager attention only)
+    hidden: float = 0.0  # on the attention and MLP outputs before each residual add
+    embedding: float = 0.0  # on the embeddings
+
+    def __post_init__(self) -> None:
+        for name in ("attention", "hidden", "embedding"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise InvalidValueError(f"dropout.{name}", value, "must be in [0, 1)")
+
+
+def dropout_of(config: dict[str, Any] | None, override: float | None = None) -> Dropout:
+    """The dropout a config trains with (its text config for a multimodal one), or
+    ``override`` at every site (0 disables dropout)."""
+    if override is not None:
+        if not 0.0 <= override < 1.0:
+            raise InvalidValueError("dropout", override, "must be in [0, 1)")
+        return Dropout(override, override, override)
+    text = (config or {}).get("text_config") or config or {}
+
+    def rate(site: str) -> float:
+        values = [text.get(k) for k in DROPOUT_KEYS[site]]
+        return max((float(v) for v in values if isinstance(v, int | float)), default=0.0)
+
+    return Dropout(rate("attention"), rate("hidden"), rate("embedding"))
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class TrainingWorkload:
     batch: int = 1  # micro-batch
@@ -119,6 +170,7 @@ class TrainingWorkload:
     # transformers' device_map="auto" (naive model parallelism): the layers split over pp
     # devices like pipeline stages, but one micro-batch runs through them at a time
     naive_pipeline: bool = False
+    dropout: Dropout = field(default_factory=Dropout)  # from the config (dropout_of)
     cuda_context_bytes: int = DEFAULT_CUDA_CONTEXT_BYTES
     allocator_reserve: Fraction = DEFAULT_ALLOCATOR_RESERVE
 
@@ -355,6 +407,8 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
         k = 2 if w.param_bytes == 2 else 4
         cut = f" ÷ {t} (sequence parallel)" if w.sp else ""
         return k * h * whole, f"checkpointed: layer input {k}h{cut}"
+    if spec.ssm is not None:
+        return _mamba_layer_per_token(spec, w)
     width = 0
     if spec.mlp is not None:
         width = spec.mlp.intermediate_size
@@ -363,27 +417,15 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
     q = a.num_heads * a.head_dim if a is not None else 0
     kv = a.num_kv_heads * a.head_dim if a is not None else 0
     n_h = a.num_heads if a is not None else 0
-    if w.recipe == "fp32":
-        coef = [24, 16, 8, 8, 4]
-    elif w.autocast:
-        coef = [26, 8, 4, 4, 4]
-    else:
-        coef = [16, 8, 4, 4, 4]
-    extra = ""
-    if a is not None and a.qk_norm:
-        # per-head RMSNorm on q and k (Qwen3, Gemma 3): its fp32 copy and outputs, fitted
-        qk = 8 if w.recipe == "fp32" else 6
-        coef[2] += qk
-        coef[3] += qk
-        coef[4] += 4
-        extra = " (+ q/k norms)"
-    if spec.norms_per_layer == 4:
-        # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
-        coef[0] += 20 if w.recipe != "amp" else 16
-        extra += " (+ sandwich norms)"
-    replicated = coef[0] * h + 8
+    coef, const, extra = _coefficients(spec, w)
+    replicated = coef[0] * h + const
     split = coef[1] * width + coef[2] * q + coef[4] * n_h
-    how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + 8{extra}"
+    how = f"{coef[0]}h + {coef[1]}I + {coef[2]}·n_h·d + {coef[3]}·n_kv·d + {coef[4]}·n_h + {const}"
+    how += extra
+    if w.dropout.hidden:
+        # a 1-byte mask per element at each residual dropout (after attention, after MLP)
+        replicated += 2 * h
+        how += f" + 2h (dropout masks, p={w.dropout.hidden:g})"
     if w.selective_checkpointing and a is not None:
         # the attention core runs under checkpoint: only its inputs q, k, v are kept;
         # SDPA's 4·n_h log-sum-exp, or eager's scores and repeated K/V, are recomputed.
@@ -393,18 +435,18 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
         how += " − 4·n_h (selective recomputation of the attention core: "
         how += (
             "the eager b·n_h·s² scores and repeated K/V are not kept)"
-            if w.attention == "eager"
+            if _attention(spec, w) == "eager"
             else "SDPA/flash keeps no scores anyway, so only its log-sum-exp goes: ≈ none)"
         )
         if w.autocast:
             split += 2 * q
             coef[3] += 2
             how += " + 2·n_h·d + 2·n_kv·d (autocast: fp32 q, k kept as the core's inputs)"
-    elif w.attention == "eager" and a is not None:
-        score = 4 + (w.act_bytes if w.act_bytes != 4 else 0)
+    elif _attention(spec, w) == "eager" and a is not None:
+        score, score_how = _score_bytes(spec, w)
         repeated = 2 * w.act_bytes * (n_h - a.num_kv_heads) * a.head_dim
         split += score * n_h * w.seq + repeated - 4 * n_h
-        how += f" + eager: {score}·n_h·s scores + repeated K/V"
+        how += f" + eager: {score}·n_h·s scores ({score_how}) + repeated K/V"
     # KV heads are split over t, or replicated one per device when t exceeds them
     kv_share = Fraction(1, min(t, a.num_kv_heads)) if a is not None else Fraction(1)
     per = replicated * whole + Fraction(split, t) + coef[3] * kv * kv_share
@@ -415,8 +457,166 @@ def _layer_activation_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[F
     return per, how
 
 
+# Mamba mixer on transformers' PyTorch path (``torch_forward``: the reference selective
+# scan and convolution, what runs without the mamba-ssm/causal-conv1d CUDA kernels):
+# per token, coefficients of I·N, I, h, N, R (time-step rank) and a constant; per layer
+# (independent of the tokens), of I·N and I, plus under autocast the 16-bit weight copies
+# and the fp32 A = −exp(A_log) (I·(6h + 10N + 4R + 16) in all). Fitted to the integer on
+# measured inventories (h, I, N, R and s varied; mamba-130m's shape). Falcon-Mamba's extra
+# RMS norms on B, C and Δ are within 1 % of a layer (measured on a shrunken config).
+MAMBA_TOKEN: dict[str, tuple[int, int, int, int, int, int]] = {
+    "fp32": (12, 36, 12, 8, 4, 4),
+    "pure": (14, 24, 8, 8, 2, 4),
+    "amp": (14, 26, 10, 8, 2, 4),
+}
+MAMBA_LAYER: dict[str, tuple[int, int]] = {"fp32": (12, 12), "pure": (6, 10), "amp": (0, 0)}
+MAMBA_FAMILIES = ("mamba", "falcon_mamba")
+
+
+def _mamba_layer_per_token(spec: ModelSpec, w: TrainingWorkload) -> tuple[Fraction, str]:
+    """Saved activations of one Mamba layer per token (fitted, :data:`MAMBA_TOKEN`); other
+    state-space mixers are refused rather than priced as nothing."""
+    ssm = spec.ssm
+    assert ssm is not None
+    if spec.family not in MAMBA_FAMILIES or w.tp > 1 or w.selective_checkpointing:
+        raise InvalidValueError(
+            "model",
+            spec.family,
+            "training activations of this state-space mixer are not modelled (only Mamba "
+            "on one device); run `modelmem measure` with the same options",
+        )
+    if w.checkpointing:
+        return Fraction(4 * spec.hidden_size), "checkpointed: layer input and fp32 residual"
+    kind = _recipe_kind(w)
+    i, n, h, r = ssm.inner_size, ssm.state_size, spec.hidden_size, ssm.time_step_rank
+    a, b, c, d, e, f = MAMBA_TOKEN[kind]
+    per = a * i * n + b * i + c * h + d * n + e * r + f
+    la, lb = MAMBA_LAYER[kind]
+    layer = la * i * n + lb * i
+    if kind == "amp":
+        layer = i * (6 * h + 10 * n + 4 * r + 16)
+    how = (
+        f"Mamba on transformers' PyTorch path (reference scan, no CUDA kernels): {a}·I·N + "
+        f"{b}I + {c}h + {d}N + {e}R + {f} per token, + {layer:,} B per layer (fitted)"
+    )
+    return per + Fraction(layer, w.batch * w.seq), how
+
+
+# Layers of another shape than Llama's, fitted to the integer on measured configurations
+# (h, I and heads varied; SDPA, dropout on and off): coefficients of h, I, n_h·d, n_kv·d, n_h and
+# the constant, per recipe kind. GPT-2: LayerNorm (input, output, fp32 mean and rstd),
+# Conv1D with bias, tanh-approximated GELU (its tanh and products kept: 10 B per I).
+FITTED_LAYERS: dict[str, dict[str, tuple[list[int], int]]] = {
+    "gpt2": {
+        "pure": ([8, 10, 4, 4, 4], 8),
+        "fp32": ([16, 20, 8, 8, 4], 16),
+        "amp": ([12, 10, 4, 4, 4], 16),
+    },
+    # OPT: pre-norm LayerNorm, ReLU fc1/fc2 with biases
+    "opt": {
+        "pure": ([8, 2, 4, 4, 4], 8),
+        "fp32": ([16, 4, 8, 8, 4], 16),
+        "amp": ([16, 2, 4, 4, 4], 16),
+    },
+    # BERT: post-norm LayerNorm, exact GELU, separate q/k/v with biases
+    "bert": {
+        "pure": ([8, 4, 4, 4, 4], 8),
+        "fp32": ([16, 8, 8, 8, 4], 16),
+        "amp": ([16, 4, 4, 4, 4], 16),
+    },
+}
+# The same for what is saved outside the layers (final norm, positions): h coefficient and
+# constant per token.
+FITTED_FINAL: dict[str, dict[str, tuple[int, int]]] = {
+    "gpt2": {"pure": (4, 38), "fp32": (8, 42), "amp": (8, 38)},
+    "opt": {"pure": (4, 44), "fp32": (8, 48), "amp": (6, 48)},
+    # BERT's masked-LM head: dense, GELU and LayerNorm before the tied decoder
+    "bert": {"pure": (10, 42), "fp32": (20, 58), "amp": (12, 56)},
+}
+# Eager attention that takes the softmax in the scores' dtype (``softmax(w, dim=-1)``),
+# not in fp32 as Llama-style code does (``softmax(..., dtype=torch.float32)``).
+SOFTMAX_IN_SCORE_DTYPE = ("gpt2", "bert")
+# Attention logit soft-capping (``tanh(w / cap) · cap``) in the eager path: Gemma 2.
+SOFTCAPPED_FAMILIES = ("gemma2",)
+
+
+def _recipe_kind(w: TrainingWorkload) -> str:
+    return "fp32" if w.recipe == "fp32" else "amp" if w.autocast else "pure"
+
+
+def _coefficients(spec: ModelSpec, w: TrainingWorkload) -> tuple[list[int], int, str]:
+    """Per-token coefficients of h, I, n_h·d, n_kv·d and n_h, the constant, and what was
+    added to the Llama form (module docstring)."""
+    fitted = FITTED_LAYERS.get(spec.family)
+    if fitted is not None:
+        coef, const = fitted[_recipe_kind(w)]
+        return list(coef), const, f" (fitted on {spec.family} layers)"
+    coef = {"fp32": [24, 16, 8, 8, 4], "amp": [26, 8, 4, 4, 4], "pure": [16, 8, 4, 4, 4]}[
+        _recipe_kind(w)
+    ]
+    extra = ""
+    a = spec.attention
+    if a is not None and a.qk_norm:
+        # per-head RMSNorm on q and k (Qwen3, Gemma 3): its fp32 copy and outputs, fitted
+        qk = 8 if w.recipe == "fp32" else 6
+        coef[2] += qk
+        coef[3] += qk
+        coef[4] += 4
+        extra = " (+ q/k norms)"
+    const = 8
+    if spec.layout == "phi3":
+        # fused qkv_proj: SDPA's v is a view that keeps the whole q|k|v output alive beside
+        # the rotated q and k; fitted on phi3 (heads and KV heads varied)
+        q_add, kv_add = {"pure": (4, 2), "fp32": (8, 4), "amp": (-2, 2)}[_recipe_kind(w)]
+        coef[2] += q_add
+        coef[3] += kv_add
+        extra += " (+ fused q|k|v kept)"
+    if spec.norms_per_layer == 4:
+        # Gemma's sandwich norms around attention and MLP output; fitted on gemma3_text
+        coef[0] += 20
+        extra += " (+ sandwich norms)"
+        if spec.family == "gemma2":
+            # fitted on gemma2 (h, I, heads varied): outside pure 16 bit the norms keep
+            # 4h less; an fp32 rsqrt per norm
+            coef[0] -= 0 if _recipe_kind(w) == "pure" else 4
+            const += 8
+    return coef, const, extra
+
+
+def _attention(spec: ModelSpec, w: TrainingWorkload) -> str:
+    """The attention path transformers runs: eager where it has no SDPA path."""
+    from modelmem.memory.inference import EAGER_ONLY_FAMILIES
+
+    return "eager" if spec.family in EAGER_ONLY_FAMILIES else w.attention
+
+
+def _score_bytes(spec: ModelSpec, w: TrainingWorkload) -> tuple[int, str]:
+    """Bytes per attention score that eager attention saves for backward: the softmax
+    output (fp32, or the scores' dtype in GPT-2/BERT code outside autocast), the
+    probabilities cast to V's dtype for ·V when the dtypes differ, or with attention
+    dropout its 1-byte mask and output instead (the cast is then freed); soft-capping
+    adds its tanh output."""
+    act = w.act_bytes
+    # BERT's scores stay 16 bit under autocast as well (measured: 2 + 1 + 2 B with its
+    # attention dropout); GPT-2's softmax is autocast to fp32
+    low = spec.family in SOFTMAX_IN_SCORE_DTYPE and (not w.autocast or spec.family == "bert")
+    soft = act if low else 4
+    parts = [f"softmax {soft} B"]
+    probs = 0 if soft == act else act
+    if w.dropout.attention:
+        probs = 1 + act
+        parts.append(f"dropout mask 1 B + output {act} B")
+    elif probs:
+        parts.append(f"cast {act} B")
+    cap = act if spec.family in SOFTCAPPED_FAMILIES else 0
+    if cap:
+        parts.append(f"soft-capping tanh {act} B")
+    return soft + probs + cap, ", ".join(parts)
+
+
 def _linear_weights(tensors: tuple[ParamTensor, ...]) -> int:
-    return sum(t.numel for t in tensors if t.role in ("linear", "expert"))
+    """Values autocast casts to 16 bit and caches: Linear weights and their biases."""
+    return sum(t.numel for t in tensors if t.role in ("linear", "expert", "bias"))
 
 
 # Which saved input a LoRA adapter of a module reads (modules sharing an input share it).
@@ -885,10 +1085,11 @@ class _Saved:
     layers_how: str
     final_norm: int
     autocast_cache: int  # 16-bit copies of the Linear weights under autocast
+    embedding_mask: int = 0  # the embedding dropout's 1-byte mask
 
     @property
     def total(self) -> int:
-        return self.layers + self.final_norm + self.autocast_cache
+        return self.layers + self.final_norm + self.autocast_cache + self.embedding_mask
 
 
 def _saved_activations(
@@ -900,9 +1101,20 @@ def _saved_activations(
     per_layer, layer_how = _layer_activation_per_token(spec, w)
     layers = ceil(bs * stage.layers * stage.in_flight * per_layer) + bs * d.extra_activations
     norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
-    final_norm = ceil(bs * (4 * h + 2 * w.act_bytes * h + 4) * norm_share) if stage.head else 0
-    autocast_cache = 2 * _linear_weights(stage.tensors) if w.autocast else 0
-    return _Saved(layers, layer_how + d.activation_how, final_norm, autocast_cache)
+    per_token = 4 * h + 2 * w.act_bytes * h + 4
+    if spec.family in FITTED_FINAL:
+        # LayerNorm keeps its input and output, not an fp32 copy; with the position ids
+        h_coef, const = FITTED_FINAL[spec.family][_recipe_kind(w)]
+        per_token = h_coef * h + const
+    final_norm = ceil(bs * per_token * norm_share) if stage.head else 0
+    autocast_cache = 0
+    if w.autocast:
+        autocast_cache = 2 * _linear_weights(stage.tensors)
+        if spec.tie_word_embeddings and stage.head:
+            # the output layer reads the embedding matrix: its 16-bit copy is cached too
+            autocast_cache += 2 * ceil(spec.vocab_size / w.tp) * h
+    mask = bs * h * stage.in_flight if w.dropout.embedding and stage.embedding else 0
+    return _Saved(layers, layer_how + d.activation_how, final_norm, autocast_cache, mask)
 
 
 def _moments(
@@ -917,6 +1129,18 @@ def _moments(
     loss_extra, backward_extra, loss_how = _loss_terms(w, bs, v, h, head_grad)
     persistent = d.weights + d.states
     tie = 2 * v * h * p if spec.tie_word_embeddings and w.method == "full" and w.pp == 1 else 0
+    if spec.ssm is not None and spec.family in MAMBA_FAMILIES and not w.checkpointing:
+        # the reference scan's backward in the last layer: gradients of its [b, I, s, N]
+        # discretized A and B·x (measured 16.5 B per I·N and token with fp32 scans, 3.8 in
+        # pure 16 bit; Falcon-Mamba's scan stays fp32 in pure 16 bit too; rounded up)
+        pure_mamba = _recipe_kind(w) == "pure" and spec.family == "mamba"
+        scan = 4 if pure_mamba else 17
+        backward_extra += bs * spec.ssm.inner_size * spec.ssm.state_size * scan
+    if spec.family in SOFTCAPPED_FAMILIES and v and w.loss == "full":
+        # final logit soft-capping (tanh(x / cap) · cap) keeps its tanh output for backward
+        loss_extra += bs * v * w.act_bytes
+        backward_extra += bs * v * w.act_bytes
+        loss_how += " + soft-capping tanh b·s·V"
     moments = {
         "loss": persistent + saved.total + loss_extra,
         # leaving autocast frees its weight cache unless autograd saved the copies, which
@@ -932,7 +1156,13 @@ def _moments(
         # the last layer is recomputed after the loss buffers are gone: its full
         # activations come back beside the head's gradient and the gradient of its output
         plain = TrainingWorkload(
-            batch=w.batch, seq=w.seq, recipe=w.recipe, attention=w.attention, tp=w.tp, sp=w.sp
+            batch=w.batch,
+            seq=w.seq,
+            recipe=w.recipe,
+            attention=w.attention,
+            tp=w.tp,
+            sp=w.sp,
+            dropout=w.dropout,
         )
         full = _layer_activation_per_token(spec, plain)[0]
         norm_share = Fraction(1, w.tp) if w.sp else Fraction(1)
@@ -943,9 +1173,56 @@ def _moments(
             + head_grad
             + ceil(bs * h * w.act_bytes * norm_share)
         )
+    first = _first_layer_backward(spec, w, stage, d)
+    if first is not None:
+        moments["first layer backward"] = persistent + first
     if w.tp > 1:
         loss_how += f"; vocabulary-parallel: V/t = {v:,} per device (Korthikanti 4sbv/t)"
     return moments, loss_how
+
+
+def _first_layer_backward(
+    spec: ModelSpec, w: TrainingWorkload, stage: PipelineStage, d: _DeviceStates
+) -> int | None:
+    """Beyond the model states, what is live in the backward of the first decoder layer,
+    the last one backward runs through: every gradient but that layer's (its MLP output
+    projection's excepted, the first it computes) and the input embedding's, the layer's
+    full activations (recomputed under checkpointing) and its backward's temporaries
+    (fitted on Llama-style layers: 4I + 2h per token in 16 bit, 8I in fp32; under
+    autocast also the layer's 16-bit weight copies). Gradients grow and saved activations
+    shrink as backward goes down the layers, so a deep model with a short batch peaks here.
+    Priced for one unsharded device with full fine-tuning."""
+    if w.method != "full" or w.zero or w.tp > 1 or w.pp > 1 or d.offloaded:
+        return None
+    if w.optimizer_in_backward or spec.mlp is None or not stage.layers:
+        return None
+    p, h, bs = d.grad_bytes, spec.hidden_size, w.batch * w.seq
+    layer = [t for t in stage.tensors if t.layers and min(t.layers) == 0]
+    own = sum(t.numel_each for t in layer) * p
+    down = max((t.numel_each for t in layer if t.role == "linear"), default=0) * p
+    down = min(down, spec.mlp.intermediate_size * h * p)
+    embed = 0 if spec.tie_word_embeddings else spec.vocab_size * _embedding_width(spec) * p
+    # what the layer saved (selective recomputation: the attention core comes back only in
+    # the attention's own backward, after the MLP's)
+    full = _layer_activation_per_token(spec, replace(w, checkpointing=False))[0]
+    width = spec.mlp.intermediate_size
+    temps = {"pure": 4 * width + 2 * h, "fp32": 8 * width, "amp": 4 * width + 2 * h}
+    cache = 2 * sum(t.numel_each for t in layer if t.role in ("linear", "bias"))
+    kept = ceil(bs * _layer_activation_per_token(spec, w)[0]) if w.checkpointing else 0
+    return (
+        d.grads
+        - own
+        + down
+        - embed
+        + kept
+        + ceil(bs * full)
+        + bs * temps[_recipe_kind(w)]
+        + (cache if w.autocast else 0)
+    )
+
+
+def _embedding_width(spec: ModelSpec) -> int:
+    return spec.embedding_dim or spec.hidden_size
 
 
 def _components(
@@ -977,9 +1254,10 @@ def _components(
         parts.append(
             MemoryComponent(
                 "activations",
-                saved.layers + saved.final_norm,
+                saved.layers + saved.final_norm + saved.embedding_mask,
                 f"{w.batch}×{w.seq} tokens × {stage.layers} layers{flight} × ({saved.layers_how})"
-                + (" + final norm" if saved.final_norm else ""),
+                + (" + final norm" if saved.final_norm else "")
+                + (" + embedding dropout mask (h B per token)" if saved.embedding_mask else ""),
             )
         )
         cache_alive = moment != "backward start" or not w.checkpointing
@@ -995,6 +1273,13 @@ def _components(
             name, how = "logits_and_loss", f"{loss_how} ({moment})"
     elif moment == "optimizer step":
         name, how = "optimizer_temporaries", f"{w.optimizer_impl} step temporaries"
+    elif moment == "first layer backward":
+        name, how = (
+            "first_layer_backward",
+            "gradients of the later layers and the head, the first layer's activations"
+            + (" (recomputed) and its checkpointed input" if w.checkpointing else "")
+            + " and its backward temporaries",
+        )
     else:
         name, how = "backward_temporaries", "tied embedding gradient sum"
     rest = peak - sum(c.bytes for c in parts)
