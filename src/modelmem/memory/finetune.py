@@ -87,23 +87,75 @@ _MIXTRAL_MAP: dict[str, str] = {
     "w3": "gate_up_proj",
     "w2": "down_proj",
 }
+_QWEN2_MOE_RULE = (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")})
+_MIXTRAL_RULE = (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")})
+# The model types transformers 5.23 converts with the qwen2_moe and mixtral patterns
+# (transformers/conversion_mapping.py _MODEL_TO_CONVERSION_PATTERN; PEFT adds mixtral
+# itself). qwen2_moe itself is not converted: its model type maps to no pattern.
+_QWEN2_MOE_PATTERN = (
+    "afmoe", "beam", "cohere2_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "dots1",
+    "ernie4_5_moe", "exaone_moe", "flex_olmo", "glm4_moe", "glm4_moe_lite", "glm4v_moe",
+    "glm_moe_dsa", "hunyuan_v1_moe", "longcat_flash", "mellum", "olmoe", "qwen3_moe",
+    "qwen3_next", "qwen3_omni_moe", "qwen3_omni_moe_text", "qwen3_omni_moe_thinker",
+    "solar_open",
+)  # fmt: skip
+_MIXTRAL_PATTERN = ("mixtral", "minimax", "minimax_m2")
 PEFT_MOE_CONVERSION: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
-    "mixtral": (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")}),
-    "qwen3_moe": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
-    "deepseek_v2": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
-    "deepseek_v3": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
+    **dict.fromkeys(_QWEN2_MOE_PATTERN, _QWEN2_MOE_RULE),
+    **dict.fromkeys(_MIXTRAL_PATTERN, _MIXTRAL_RULE),
 }
-# transformers 5 routers are custom modules holding a parameter, not nn.Linear (Phi-MoE's
-# subclasses nn.Linear), so "all-linear" does not reach them.
-_LINEAR_ROUTER_FAMILIES = frozenset({"phimoe"})
+# transformers 5 routers are mostly custom modules holding a parameter, not nn.Linear, so
+# "all-linear" does not reach them; Phi-MoE's and Llama 4's subclass nn.Linear. (On the
+# reference path the module's own type decides.)
+_LINEAR_ROUTER_FAMILIES = frozenset({"phimoe", "llama4", "llama4_text"})
+# PEFT refuses LoRA on these module names of Mamba-based models
+# (peft/tuners/tuners_utils.py _check_lora_target_modules_mamba).
+PEFT_MAMBA_TYPES = frozenset({"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+PEFT_MAMBA_REFUSED = ("out_proj", "conv1d")
 
 
 def _is_linear_module(spec: ModelSpec, t: ParamTensor) -> bool:
+    """An nn.Linear (or GPT-2 Conv1D) weight: what ``all-linear`` and module targets reach."""
+    if t.role != "linear" or not t.name.endswith(".weight"):
+        return False
+    # the reference inventory's role is the module's own type; the native one marks routers
     return (
-        t.role == "linear"
-        and t.name.endswith(".weight")
-        and (t.component != "moe/router" or spec.family in _LINEAR_ROUTER_FAMILIES)
+        spec.count_path == "reference"
+        or t.component != "moe/router"
+        or spec.family in _LINEAR_ROUTER_FAMILIES
     )
+
+
+def _is_output(spec: ModelSpec, t: ParamTensor) -> bool:
+    """The output embedding, which PEFT leaves out of ``all-linear`` (get_output_embeddings):
+    the one Linear outside the layers that maps to the vocabulary (``lm_head``, RWKV's
+    ``head``, GIT's ``output``, BERT's ``cls.predictions.decoder``); a head's transform
+    (RoBERTa's ``lm_head.dense``) is adapted."""
+    return not t.layers and (t.module == "lm_head" or t.shape[0] == spec.vocab_size)
+
+
+def _all_linear(spec: ModelSpec) -> list[ParamTensor]:
+    return [
+        t for t in tensor_inventory(spec) if _is_linear_module(spec, t) and not _is_output(spec, t)
+    ]
+
+
+def _refuse_mamba(spec: ModelSpec, modules: Iterable[str]) -> None:
+    """PEFT refuses LoRA on a Mamba mixer's ``out_proj`` (and ``conv1d``), whichever way
+    the target list reaches it, ``all-linear`` included."""
+    if spec.family not in PEFT_MAMBA_TYPES:
+        return
+    hit = sorted({m.rsplit(".", 1)[-1] for m in modules} & set(PEFT_MAMBA_REFUSED))
+    if hit:
+        allowed = sorted(
+            {t.module.rsplit(".", 1)[-1] for t in _all_linear(spec)} - set(PEFT_MAMBA_REFUSED)
+        )
+        raise InvalidValueError(
+            "lora_targets",
+            ",".join(hit),
+            f"PEFT refuses LoRA on {'/'.join(PEFT_MAMBA_REFUSED)} of {spec.family} models; "
+            f"name the targets instead, e.g. {','.join(allowed)}",
+        )
 
 
 def _converted(
@@ -117,11 +169,7 @@ def _converted(
         return targets, ()
     mapping, fused = PEFT_MOE_CONVERSION[spec.family]
     if targets == ALL_LINEAR:
-        names = {
-            t.module.rsplit(".", 1)[-1]
-            for t in tensor_inventory(spec)
-            if _is_linear_module(spec, t) and not t.module.startswith("lm_head")
-        } | set(mapping)
+        names = {t.module.rsplit(".", 1)[-1] for t in _all_linear(spec)} | set(mapping)
     else:
         names = set(targets)
     remaining: set[str] = set()
@@ -173,10 +221,13 @@ def lora_param_params(t: ParamTensor, rank: int, factor: int) -> int:
 
 
 def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
-    linears = [t for t in tensor_inventory(spec) if _is_linear_module(spec, t)]
     if targets == ALL_LINEAR:
-        return tuple(t for t in linears if not t.module.startswith("lm_head"))
+        chosen = tuple(_all_linear(spec))
+        _refuse_mamba(spec, (t.module for t in chosen))
+        return chosen
     wanted = {targets} if isinstance(targets, str) else set(targets)
+    _refuse_mamba(spec, wanted)
+    linears = [t for t in tensor_inventory(spec) if _is_linear_module(spec, t)]
     chosen = tuple(
         t for t in linears if t.module.rsplit(".", 1)[-1] in wanted or t.module in wanted
     )
@@ -249,7 +300,7 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
         wanted: set[str] | str = {
             _module_at(t, i)
             for t in linears
-            if not t.module.startswith("lm_head")
+            if not _is_output(spec, t)
             for i in t.layers or (None,)
         }
     else:
@@ -279,6 +330,7 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
                 d_in, d_out, rank, bias=adapter.lora_bias, dora=adapter.dora
             )
             adapted.add(key)
+    _refuse_mamba(spec, adapted)
     if not adapted and not wrapped:
         raise InvalidValueError(
             "target_modules", adapter.targets, f"matches no Linear module of {spec.name}"
