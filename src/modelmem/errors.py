@@ -86,7 +86,7 @@ class UnknownNameError(InvalidValueError):
 
 
 def did_you_mean(close: list[str]) -> str:
-    """"did you mean a, b or c?" (empty when nothing is close)."""
+    """ "did you mean a, b or c?" (empty when nothing is close)."""
     if not close:
         return ""
     names = close[-1] if len(close) == 1 else f"{', '.join(close[:-1])} or {close[-1]}"

@@ -37,8 +37,35 @@ def test_gpt2_conv1d_targets() -> None:
 
 def test_unknown_target_module() -> None:
     spec = spec_from_config(load_fixture("meta-llama/Llama-2-7b-hf"))
-    with pytest.raises(InvalidValueError, match="lora_targets"):
-        lora_trainable_params(spec, 8, ["q_proj", "qkv"])
+    with pytest.raises(InvalidValueError, match="lora_targets='qkv'"):
+        lora_trainable_params(spec, 8, ["qkv"])
+    # PEFT passes over a name that matches nothing when another one matches
+    assert lora_trainable_params(spec, 8, ["q_proj", "qkv"]) == lora_trainable_params(
+        spec, 8, ["q_proj"]
+    )
+
+
+def test_a_module_lora_cannot_wrap_is_refused() -> None:
+    # gpt-oss's router is a custom module, "mlp" a whole block: PEFT refuses both, and norms
+    spec = spec_from_config(load_fixture("openai/gpt-oss-20b"))
+    for target in ("router", "mlp", "input_layernorm"):
+        with pytest.raises(InvalidValueError, match=f"lora_targets='{target}'.*cannot wrap"):
+            lora_trainable_params(spec, 8, ["q_proj", target])
+
+
+def test_mamba_out_proj_refused_and_the_rest_counted() -> None:
+    spec = spec_from_config(load_fixture("tiiuae/falcon-mamba-7b"))
+    for targets in ("all-linear", ["in_proj", "out_proj"], ["conv1d"]):
+        with pytest.raises(InvalidValueError, match="PEFT refuses LoRA on out_proj/conv1d"):
+            lora_trainable_params(spec, 8, targets)
+    # in_proj h -> 2·inner, x_proj inner -> dt_rank + 2N, dt_proj dt_rank -> inner, per layer
+    ssm = spec.ssm
+    assert ssm is not None
+    h, inner, dt, n = spec.hidden_size, ssm.inner_size, ssm.time_step_rank, ssm.state_size
+    per_layer = 8 * ((h + 2 * inner) + (inner + dt + 2 * n) + (dt + inner))
+    assert lora_trainable_params(spec, 8, ["in_proj", "x_proj", "dt_proj"]) == (
+        spec.num_layers * per_layer
+    )
 
 
 @pytest.mark.parametrize("rank", [0, -1])

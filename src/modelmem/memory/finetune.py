@@ -221,25 +221,41 @@ def lora_param_params(t: ParamTensor, rank: int, factor: int) -> int:
 
 
 def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
+    """PEFT's matching of a target list (peft/tuners/tuners_utils.py inject_adapter): a name
+    matches a module whose path ends with it; a name that matches nothing is passed over,
+    but a list that matches no module at all is refused, and so is a match on a module
+    LoRA cannot wrap (a router, a norm, a whole block)."""
     if targets == ALL_LINEAR:
         chosen = tuple(_all_linear(spec))
         _refuse_mamba(spec, (t.module for t in chosen))
         return chosen
     wanted = {targets} if isinstance(targets, str) else set(targets)
+    if not wanted:
+        return ()  # every name went to PEFT's parameter targets (MoE experts)
     _refuse_mamba(spec, wanted)
-    linears = [t for t in tensor_inventory(spec) if _is_linear_module(spec, t)]
-    chosen = tuple(
-        t for t in linears if t.module.rsplit(".", 1)[-1] in wanted or t.module in wanted
-    )
-    matched = {t.module.rsplit(".", 1)[-1] for t in chosen}
-    missing = sorted(
-        w for w in wanted if w not in matched and not any(t.module == w for t in chosen)
-    )
-    if missing:
+    chosen: list[ParamTensor] = []
+    for t in tensor_inventory(spec):
+        tails = _dot_tails(t.module)
+        if _is_linear_module(spec, t):
+            if not wanted.isdisjoint(tails):
+                chosen.append(t)
+            continue
+        if t.role != "bias" and not wanted.isdisjoint(tails | _container_tails(t.module)):
+            hit = ",".join(sorted(wanted & (tails | _container_tails(t.module))))
+            raise InvalidValueError(
+                "lora_targets", hit, f"is not a Linear module of {spec.name}: PEFT cannot wrap it"
+            )
+    if not chosen:
         raise InvalidValueError(
-            "lora_targets", ",".join(missing), f"no such Linear module in {spec.name}"
+            "lora_targets", ",".join(sorted(wanted)), f"no such Linear module in {spec.name}"
         )
-    return chosen
+    return tuple(chosen)
+
+
+def _container_tails(module: str) -> set[str]:
+    """The tails of every module that contains ``module`` (``mlp`` of ``...mlp.up_proj``)."""
+    parts = module.split(".")
+    return {".".join(parts[i:j]) for j in range(1, len(parts)) for i in range(j)}
 
 
 def lora_trainable_params(
