@@ -226,9 +226,9 @@ def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[Para
     but a list that matches no module at all is refused, and so is a match on a module
     LoRA cannot wrap (a router, a norm, a whole block)."""
     if targets == ALL_LINEAR:
-        chosen = tuple(_all_linear(spec))
-        _refuse_mamba(spec, (t.module for t in chosen))
-        return chosen
+        every = tuple(_all_linear(spec))
+        _refuse_mamba(spec, (t.module for t in every))
+        return every
     wanted = {targets} if isinstance(targets, str) else set(targets)
     if not wanted:
         return ()  # every name went to PEFT's parameter targets (MoE experts)
