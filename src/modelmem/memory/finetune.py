@@ -87,8 +87,9 @@ _MIXTRAL_MAP: dict[str, str] = {
     "w3": "gate_up_proj",
     "w2": "down_proj",
 }
-_QWEN2_MOE_RULE = (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")})
-_MIXTRAL_RULE = (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")})
+_Rule = tuple[dict[str, str], dict[str, tuple[str, ...]]]
+_QWEN2_MOE_RULE: _Rule = (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")})
+_MIXTRAL_RULE: _Rule = (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")})
 # The model types transformers 5.23 converts with the qwen2_moe and mixtral patterns
 # (transformers/conversion_mapping.py _MODEL_TO_CONVERSION_PATTERN; PEFT adds mixtral
 # itself). qwen2_moe itself is not converted: its model type maps to no pattern.
@@ -100,7 +101,7 @@ _QWEN2_MOE_PATTERN = (
     "solar_open",
 )  # fmt: skip
 _MIXTRAL_PATTERN = ("mixtral", "minimax", "minimax_m2")
-PEFT_MOE_CONVERSION: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
+PEFT_MOE_CONVERSION: dict[str, _Rule] = {
     **dict.fromkeys(_QWEN2_MOE_PATTERN, _QWEN2_MOE_RULE),
     **dict.fromkeys(_MIXTRAL_PATTERN, _MIXTRAL_RULE),
 }
