@@ -48,9 +48,15 @@ def test_unknown_target_module() -> None:
 def test_a_module_lora_cannot_wrap_is_refused() -> None:
     # gpt-oss's router is a custom module, "mlp" a whole block: PEFT refuses both, and norms
     spec = spec_from_config(load_fixture("openai/gpt-oss-20b"))
-    for target in ("router", "mlp", "input_layernorm"):
+    for target in ("router", "mlp", "self_attn", "input_layernorm"):
         with pytest.raises(InvalidValueError, match=f"lora_targets='{target}'.*cannot wrap"):
             lora_trainable_params(spec, 8, ["q_proj", target])
+
+
+def test_lora_on_an_embedding_is_refused_as_not_counted() -> None:
+    spec = spec_from_config(load_fixture("meta-llama/Llama-2-7b-hf"))
+    with pytest.raises(InvalidValueError, match=r"embed_tokens.*not counted"):
+        lora_trainable_params(spec, 8, ["q_proj", "embed_tokens"])
 
 
 def test_mamba_out_proj_refused_and_the_rest_counted() -> None:

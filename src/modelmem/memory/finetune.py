@@ -236,16 +236,21 @@ def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[Para
     _refuse_mamba(spec, wanted)
     chosen: list[ParamTensor] = []
     for t in tensor_inventory(spec):
-        tails = _dot_tails(t.module)
-        if _is_linear_module(spec, t):
-            if not wanted.isdisjoint(tails):
-                chosen.append(t)
+        if t.role == "bias":
             continue
-        if t.role != "bias" and not wanted.isdisjoint(tails | _container_tails(t.module)):
-            hit = ",".join(sorted(wanted & (tails | _container_tails(t.module))))
+        linear, tails = _is_linear_module(spec, t), _dot_tails(t.module)
+        unwrappable = wanted & (_container_tails(t.module) | (set() if linear else tails))
+        if unwrappable:
+            # PEFT has LoRA layers for embeddings and convolutions too; not counted here
+            peft_wraps = unwrappable <= tails and (t.role == "embedding" or len(t.shape) == 3)
             raise InvalidValueError(
-                "lora_targets", hit, f"is not a Linear module of {spec.name}: PEFT cannot wrap it"
+                "lora_targets",
+                ",".join(sorted(unwrappable)),
+                f"is not a Linear module of {spec.name}: "
+                + ("LoRA on it is not counted" if peft_wraps else "PEFT cannot wrap it"),
             )
+        if linear and not wanted.isdisjoint(tails):
+            chosen.append(t)
     if not chosen:
         raise InvalidValueError(
             "lora_targets", ",".join(sorted(wanted)), f"no such Linear module in {spec.name}"
