@@ -239,3 +239,27 @@ def test_chunked_mixers_cost_what_the_formula_says_per_token(model_type: str) ->
     spec = spec_from_config(config)
     grown = _prefill(config, 16) - _prefill(config, 8)
     assert grown == forward_flops(spec, 16, causal=False) - forward_flops(spec, 8, causal=False)
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "olmoe"])
+def test_recurrent_training_step_is_three_forwards_but_for_the_conv(model_type: str) -> None:
+    """Forward + backward = 3× forward for every matmul, the Mamba scan's included. The
+    depthwise convolution is left out of both sides: FlopCounterMode prices its backward as
+    if it were a dense convolution (it ignores the groups)."""
+    from modelmem.model.params import tensor_inventory
+
+    config = _shrunk(model_type)
+    spec = spec_from_config(config)
+    model = build(config).train()
+    s = 12
+    ids = torch.randint(0, 100, (1, s))
+    with FlopCounterMode(display=False) as counter:
+        model(ids, labels=ids, use_cache=False).loss.backward()
+    by_op = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    measured = sum(n for op, n in by_op.items() if "convolution" not in op)
+    conv_per_token = sum(
+        2 * t.shape[0] * t.shape[2] * t.copies
+        for t in tensor_inventory(spec)
+        if len(t.shape) == 3 and t.shape[1] == 1
+    )
+    assert measured == training_flops(spec, s, causal=False) - 3 * s * conv_per_token
