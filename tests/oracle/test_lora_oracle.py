@@ -38,6 +38,8 @@ CASES = [
     ("openai/gpt-oss-20b", 8, "all-linear", False),
     ("microsoft/Phi-3-mini-4k-instruct", 8, ["qkv_proj", "gate_up_proj"], False),
     ("google/gemma-2-9b", 8, None, False),
+    # BertForMaskedLM: the prediction head's transform is adapted, its decoder is not
+    ("google-bert/bert-base-uncased", 8, "all-linear", False),
 ]
 
 

@@ -4,14 +4,17 @@ builds them.
 For a Linear ``d_in -> d_out`` LoRA adds ``A: r × d_in`` and ``B: d_out × r``, so
 ``r · (d_in + d_out)`` parameters (+ ``d_out`` with a LoRA bias); DoRA (Liu et al. 2024,
 arXiv:2402.09353) adds a magnitude vector of ``d_out`` per adapted layer. Targets match
-module names the way PEFT does (the last name component, or the whole path);
-``all-linear`` is every Linear/Conv1D except the output head.
+module names the way PEFT does (a name matches a module path that ends with it; names
+that match nothing are passed over, a list that matches no Linear is refused, and so is
+a name that matches a module LoRA cannot wrap); ``all-linear`` is every Linear/Conv1D
+except the output embedding. On Mamba-based model types PEFT refuses ``out_proj`` and
+``conv1d``, ``all-linear`` included; so does this module, in one line.
 
 MoE models follow PEFT >= 0.21 on transformers 5: stacked expert parameters are wrapped
 directly (``lora.ParamWrapper``: r·E·(d_in + d_out), rank doubled on a fused
 ``gate_up_proj``), routers are not ``nn.Linear`` and so not in ``all-linear``, and for the
 families PEFT converts, names such as ``gate_proj`` mean the experts (checked equal to
-PEFT on Mixtral, Qwen3-MoE, DeepSeek-V2/V3 and gpt-oss).
+PEFT on every MoE type transformers builds, native or reference path).
 """
 
 from __future__ import annotations
