@@ -92,7 +92,7 @@ MOE = (
     "jamba",
     "nemotron_h",
 )
-REFERENCE_DENSE = ("roberta", "roberta-prelayernorm", "rwkv")
+REFERENCE_DENSE = ("roberta", "roberta-prelayernorm", "rwkv", "git", "blt")
 SHRUNK: dict[str, Any] = {
     "vocab_size": 128,
     "hidden_size": 64,

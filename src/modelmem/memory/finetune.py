@@ -130,18 +130,24 @@ def _is_linear_module(spec: ModelSpec, t: ParamTensor) -> bool:
     )
 
 
-def _is_output(spec: ModelSpec, t: ParamTensor) -> bool:
+def _output_module(spec: ModelSpec) -> str | None:
     """The output embedding, which PEFT leaves out of ``all-linear`` (get_output_embeddings):
-    the one Linear outside the layers that maps to the vocabulary (``lm_head``, RWKV's
-    ``head``, GIT's ``output``, BERT's ``cls.predictions.decoder``); a head's transform
-    (RoBERTa's ``lm_head.dense``) is adapted."""
-    return not t.layers and (t.module == "lm_head" or t.shape[0] == spec.vocab_size)
+    ``lm_head``, else the outermost Linear outside the layers that maps to the vocabulary
+    (RWKV's ``head``, GIT's ``output``, BERT's ``cls.predictions.decoder``). A head's
+    transform (RoBERTa's ``lm_head.dense``) and inner heads (BLT's patcher) are adapted."""
+    heads = [
+        t.module
+        for t in tensor_inventory(spec)
+        if _is_linear_module(spec, t) and not t.layers and t.shape[0] == spec.vocab_size
+    ]
+    if "lm_head" in heads:
+        return "lm_head"
+    return min(heads, key=lambda m: m.count("."), default=None)
 
 
 def _all_linear(spec: ModelSpec) -> list[ParamTensor]:
-    return [
-        t for t in tensor_inventory(spec) if _is_linear_module(spec, t) and not _is_output(spec, t)
-    ]
+    output = _output_module(spec)
+    return [t for t in tensor_inventory(spec) if _is_linear_module(spec, t) and t.module != output]
 
 
 def _refuse_mamba(spec: ModelSpec, modules: Iterable[str]) -> None:
@@ -322,11 +328,9 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
         wrapped = lora_param_targets(spec, named)
         named, _ = _converted(spec, named)
     if named == ALL_LINEAR:
+        output = _output_module(spec)
         wanted: set[str] | str = {
-            _module_at(t, i)
-            for t in linears
-            if not _is_output(spec, t)
-            for i in t.layers or (None,)
+            _module_at(t, i) for t in linears if t.module != output for i in t.layers or (None,)
         }
     else:
         wanted = named if isinstance(named, str) else set(named)
