@@ -78,3 +78,33 @@ def test_mamba_out_proj_refused_and_the_rest_counted() -> None:
 def test_bad_rank(rank: int) -> None:
     with pytest.raises(InvalidValueError, match="lora_rank"):
         lora_linear_params(10, 10, rank)
+
+
+def test_olmoe_experts_are_wrapped_as_parameters_as_peft_converts_them() -> None:
+    # PEFT >= 0.21 converts olmoe's targets (transformers' qwen2_moe pattern): the router
+    # gate.weight [E, h] and the stacked experts become ParamWrapper targets, rank 2r on
+    # the fused gate_up_proj. h = 64, E = 4, I = 32, r = 8, two layers:
+    spec = spec_from_config(
+        {
+            "model_type": "olmoe",
+            "vocab_size": 128,
+            "hidden_size": 64,
+            "intermediate_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+        }
+    )
+    r, h, e, i = 8, 64, 4, 32
+    attention = 4 * r * (h + h)  # q, k, v, o: Linear modules
+    router = r * (e + h)  # gate.weight [E, h], one "expert"
+    gate_up = 2 * r * e * (2 * i + h)  # [E, 2I, h] at rank 2r
+    down = r * e * (h + i)  # [E, h, I]
+    assert lora_trainable_params(spec, r, "all-linear") == 2 * (attention + router + gate_up + down)
+    # naming the experts' old Linear names targets the stacked parameters
+    experts = lora_trainable_params(spec, r, ["gate_proj", "up_proj", "down_proj"])
+    assert experts == 2 * (gate_up + down)
+    with pytest.raises(InvalidValueError, match="fuses gate_proj"):
+        lora_trainable_params(spec, r, ["gate_proj", "down_proj"])
