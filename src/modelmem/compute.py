@@ -15,8 +15,15 @@ Table 1) and Korthikanti et al. 2022 (arXiv:2205.05198, Appendix A):
   attends ``keys = t`` keys, or ``min(t, W)`` in a sliding-window layer. MLA (DeepSeek)
   is counted as transformers runs it: per-head keys of d_qk = qk_nope + qk_rope and
   values of d_v after ``kv_b_proj`` (the absorbed form of vLLM/SGLang is not modelled).
-- Mamba adds its depthwise conv (2·D·kernel per token); the selective scan is
-  elementwise and not counted.
+- Only "full" and "sliding" layers attend to keys. The recurrent layer kinds (see
+  ``ModelSpec.attention_layers``) cost their projections (in ``N_mm``), their depthwise
+  short convolutions (2·C·kernel per token: Mamba 1/2, gated delta-net, RG-LRU, LFM2)
+  and: a Mamba-1 scan its output contraction y = C·h (2·D·N per token; the state update
+  is elementwise), RG-LRU its block-diagonal gates (in ``N_mm``). The chunk-internal
+  matmuls of Mamba-2's SSD, the gated delta-net and lightning attention are not priced:
+  transformers' PyTorch path pads each to a whole chunk (a fixed cost per sequence).
+- Routed experts count k of E whether stacked into one [E, ...] parameter or stored one
+  module per expert; a router counts in full, whether an nn.Linear or its own module.
 
 Training is forward + backward = 3× forward (the backward of a matmul computes the
 gradients of its input and of its weight, 2× the forward), i.e. 6·N_mm per token plus
@@ -31,6 +38,7 @@ utilization) are assumptions the caller states; the defaults are 0.5 and 0.8.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from math import ceil, isfinite
 from typing import Any
@@ -44,11 +52,13 @@ from modelmem.model.params import (
     EXPERTS,
     POOLER,
     PROJECTOR,
+    ROUTER,
+    SSM,
     VISION,
     count_params,
     tensor_inventory,
 )
-from modelmem.model.spec import ModelSpec
+from modelmem.model.spec import ModelSpec, ParamTensor
 
 __all__ = [
     "DEFAULT_MBU",
@@ -82,19 +92,57 @@ def matmul_params(spec: ModelSpec) -> int:
     for t in tensor_inventory(spec):
         if t.component in _NOT_PER_TOKEN:
             continue
-        if t.role == "linear":
-            n += t.numel
+        if t.component == EXPERTS and moe is not None and _one_expert(t):
+            # one module per expert: a token goes through k of the E
+            n += t.numel * moe.experts_per_token // moe.num_experts
+        elif t.role == "linear" or (t.component == ROUTER and t.role == "other"):
+            n += t.numel  # (a router is a matmul, whether nn.Linear or its own module)
         elif t.component == EXPERTS and len(t.shape) == 3 and moe is not None:
-            # [E, out, in] per layer: a token goes through k of the E experts
-            n += t.numel // moe.num_experts * moe.experts_per_token
+            # [E, out, in] per layer (E its own leading dimension): k of the E experts
+            n += t.numel // t.shape[0] * moe.experts_per_token
+        elif _block_diagonal(t):
+            n += t.numel  # RG-LRU's gates: one [b, b] matmul per head
     if spec.lm_head and spec.tie_word_embeddings:
         n += spec.vocab_size * spec.token_embedding_dim  # the tied head is a matmul too
     return n
 
 
-def _conv_flops_per_token(spec: ModelSpec) -> int:
+# An expert's own module in the path (``experts.3.w1``, ``experts.expert_3.wi``): experts
+# stored one module each, not stacked into one [E, ...] parameter.
+_ONE_EXPERT = re.compile(r"\.experts\.(expert_)?\d+\.")
+
+
+def _block_diagonal(t: ParamTensor) -> bool:
+    """A [heads, b_in, b_out] weight of a recurrent mixer, applied per head as a batched
+    matmul (RecurrentGemma's input and recurrence gates); not a depthwise conv [C, 1, k]."""
+    return t.component == SSM and t.role == "other" and len(t.shape) == 3 and t.shape[1] > 1
+
+
+def _one_expert(t: ParamTensor) -> bool:
+    return t.role == "linear" and _ONE_EXPERT.search(t.name) is not None
+
+
+def _recurrent_flops_per_token(spec: ModelSpec) -> int:
+    """Per-token matmul work of the recurrent kinds beyond their projections: a Mamba-1
+    layer's output contraction y = C·h over its state (2·D·N; the state update itself is
+    elementwise) and the short convolutions."""
     s = spec.ssm
-    return 0 if s is None else spec.num_layers * 2 * s.inner_size * s.conv_kernel
+    scan = 0
+    if s is not None and not s.num_heads:
+        scan = 2 * s.inner_size * s.state_size * spec.attention_layers.count("ssm")
+        if not spec.attention_layers:  # attention-free: every layer is a mixer
+            scan = 2 * s.inner_size * s.state_size * spec.num_layers
+    return scan + _conv_flops_per_token(spec)
+
+
+def _conv_flops_per_token(spec: ModelSpec) -> int:
+    """Depthwise short convolutions (Mamba 1/2 mixers, gated delta-net, RG-LRU, LFM2's
+    short conv): a [C, 1, kernel] weight costs 2·C·kernel per token in each layer."""
+    return sum(
+        2 * t.shape[0] * t.shape[2] * t.copies
+        for t in tensor_inventory(spec)
+        if len(t.shape) == 3 and t.shape[1] == 1 and t.component != EXPERTS
+    )
 
 
 def causal_keys(tokens: int, window: int | None = None) -> int:
@@ -105,7 +153,14 @@ def causal_keys(tokens: int, window: int | None = None) -> int:
 
 
 def _layer_windows(spec: ModelSpec) -> list[int | None]:
-    return [spec.sliding_window if k == "sliding" else None for k in spec.attention_layers]
+    """The attention layers' windows (None: full). Only "full" and "sliding" layers attend
+    to keys; the recurrent kinds (linear attention, SSM, RG-LRU, short conv) and
+    MLP-only layers have no per-key cost (their projections are in N_mm)."""
+    return [
+        spec.sliding_window if k == "sliding" else None
+        for k in spec.attention_layers
+        if k in ("full", "sliding")
+    ]
 
 
 def _per_key(spec: ModelSpec) -> int:
@@ -139,7 +194,7 @@ def forward_flops(spec: ModelSpec, tokens: int, *, past: int = 0, causal: bool =
             keys += causal_keys(past + tokens, w) - causal_keys(past, w)
         else:
             keys += tokens * (past + tokens)
-    linear = tokens * (2 * matmul_params(spec) + _conv_flops_per_token(spec))
+    linear = tokens * (2 * matmul_params(spec) + _recurrent_flops_per_token(spec))
     return linear + per_key * keys
 
 

@@ -185,3 +185,81 @@ def test_mla_decode_reexpands_the_cached_latent_in_transformers() -> None:
     # 2 · 16 · 4 · (16 + 16) = 4,096 per cached token and layer; 20 tokens × 2 layers
     reexpand = 2 * 16 * 4 * (16 + 16) * past * 2
     assert measured == forward_flops(spec, 1, past=past) + reexpand
+
+
+# ------------------------------------------------ recurrent, hybrid and MoE layer kinds
+
+
+def _shrunk(model_type: str) -> dict[str, Any]:
+    from .test_lora_oracle import shrunk_default
+
+    return shrunk_default(model_type)
+
+
+def _conv_padding(spec: Any) -> int:
+    """FlopCounterMode counts a causal depthwise conv over its padded output: k − 1 more
+    positions than tokens, which the mixer then cuts off (2·C·k per position and layer)."""
+    from modelmem.model.params import tensor_inventory
+
+    return sum(
+        2 * t.shape[0] * t.shape[2] * (t.shape[2] - 1) * t.copies
+        for t in tensor_inventory(spec)
+        if len(t.shape) == 3 and t.shape[1] == 1
+    )
+
+
+def _prefill(config: dict[str, Any], s: int) -> int:
+    model = build(config).eval()
+    ids = torch.randint(0, 100, (1, s))
+    with torch.no_grad():
+        return counted(lambda: model(ids, use_cache=False))
+
+
+# Mamba-1 mixers (the scan's y = C·h contraction), Jamba's SSM + MoE hybrid (a router that
+# is its own module), RG-LRU + sliding attention, and MoE types of both paths.
+EXACT_KINDS = ("mamba", "falcon_mamba", "jamba", "recurrent_gemma", "olmoe", "flex_olmo")
+
+
+@pytest.mark.parametrize("model_type", EXACT_KINDS)
+def test_recurrent_and_moe_layer_kinds_equal_the_formula(model_type: str) -> None:
+    config = _shrunk(model_type)
+    spec = spec_from_config(config)
+    for s in (8, 16):
+        expected = forward_flops(spec, s, causal=False) + _conv_padding(spec)
+        assert _prefill(config, s) == expected, s
+
+
+@pytest.mark.parametrize("model_type", ["mamba2", "qwen3_next"])
+def test_chunked_mixers_cost_what_the_formula_says_per_token(model_type: str) -> None:
+    """Mamba-2's SSD and the gated delta-net run in chunks (256 and 64 tokens) that
+    transformers' PyTorch path pads whole, so their chunk matmuls cost the same at 8 and 16
+    tokens: every per-token term — projections, full-attention layers, convolutions — is
+    the difference, and no recurrent layer is priced as attention."""
+    config = _shrunk(model_type)
+    spec = spec_from_config(config)
+    grown = _prefill(config, 16) - _prefill(config, 8)
+    assert grown == forward_flops(spec, 16, causal=False) - forward_flops(spec, 8, causal=False)
+
+
+@pytest.mark.parametrize("model_type", ["mamba", "jamba", "olmoe"])
+def test_recurrent_training_step_is_three_forwards_but_for_the_conv(model_type: str) -> None:
+    """Forward + backward = 3× forward for every matmul, the Mamba scan's included. The
+    depthwise convolution is left out of both sides: FlopCounterMode prices its backward as
+    if it were a dense convolution (it ignores the groups)."""
+    from modelmem.model.params import tensor_inventory
+
+    config = _shrunk(model_type)
+    spec = spec_from_config(config)
+    model = build(config).train()
+    s = 12
+    ids = torch.randint(0, 100, (1, s))
+    with FlopCounterMode(display=False) as counter:
+        model(ids, labels=ids, use_cache=False).loss.backward()
+    by_op = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    measured = sum(n for op, n in by_op.items() if "convolution" not in op)
+    conv_per_token = sum(
+        2 * t.shape[0] * t.shape[2] * t.copies
+        for t in tensor_inventory(spec)
+        if len(t.shape) == 3 and t.shape[1] == 1
+    )
+    assert measured == training_flops(spec, s, causal=False) - 3 * s * conv_per_token

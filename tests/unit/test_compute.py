@@ -196,3 +196,65 @@ def test_bad_inputs_name_the_field(kwargs: dict[str, Any], field: str) -> None:
 def test_training_cost_refuses_zero_tokens() -> None:
     with pytest.raises(InvalidValueError, match="train_tokens"):
         training_cost(tiny(), tokens=0, seq=16, flops_per_s=1e6)
+
+
+def test_recurrent_layers_have_no_attention_term() -> None:
+    # Qwen3-Next: three gated delta-net layers to one full-attention layer; only the full
+    # layer attends to keys: 2·n_h·(d + d) = 2·4·32 = 256 FLOPs per key, one layer
+    spec = spec_from_config(
+        {
+            "model_type": "qwen3_next",
+            "vocab_size": 128,
+            "hidden_size": 64,
+            "intermediate_size": 96,
+            "num_hidden_layers": 4,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "num_experts": 4,
+            "num_experts_per_tok": 2,
+            "moe_intermediate_size": 32,
+            "shared_expert_intermediate_size": 48,
+            "linear_num_key_heads": 2,
+            "linear_num_value_heads": 4,
+            "linear_key_head_dim": 16,
+            "linear_value_head_dim": 16,
+        },
+        name="tiny-next",
+    )
+    assert spec.attention_layers.count("full") == 1 and "linear" in spec.attention_layers
+    assert attention_flops_per_token(spec, 100) == 256 * 100
+    # the depthwise conv of each linear layer over q, k, v: 2·(2·32 + 64)·kernel per token
+    la = spec.linear_attention
+    assert la is not None
+    conv = 3 * 2 * (2 * la.key_dim + la.value_dim) * la.conv_kernel
+    assert forward_flops(spec, 1) == 2 * matmul_params(spec) + 256 + conv
+
+
+def test_experts_stored_one_module_each_count_k_of_e() -> None:
+    # a reference-path inventory with 4 experts as their own Linear modules, 2 per token:
+    # each expert's 2·(64·96) weights count 2/4 — as one stacked [4, 96, 64] tensor does
+    from dataclasses import replace
+
+    from modelmem.model.spec import MoeSpec, ParamTensor
+
+    base = tiny()
+    experts = tuple(
+        ParamTensor(
+            f"model.layers.{{i}}.mlp.experts.{j}.{w}.weight", shape, "moe/experts", "linear", (0, 1)
+        )
+        for j in range(4)
+        for w, shape in (("w1", (96, 64)), ("w2", (64, 96)))
+    )
+    stacked = (
+        ParamTensor(
+            "model.layers.{i}.mlp.experts.gate_up", (4, 96, 64), "moe/experts", "expert", (0, 1)
+        ),
+        ParamTensor(
+            "model.layers.{i}.mlp.experts.down", (4, 64, 96), "moe/experts", "expert", (0, 1)
+        ),
+    )
+    moe = MoeSpec(num_experts=4, experts_per_token=2, expert_intermediate_size=96)
+    one_each = replace(base, count_path="reference", moe=moe, inventory=experts)
+    as_stack = replace(base, count_path="reference", moe=moe, inventory=stacked)
+    assert matmul_params(one_each) == matmul_params(as_stack) == 2 * 2 * 2 * 64 * 96

@@ -4,14 +4,17 @@ builds them.
 For a Linear ``d_in -> d_out`` LoRA adds ``A: r × d_in`` and ``B: d_out × r``, so
 ``r · (d_in + d_out)`` parameters (+ ``d_out`` with a LoRA bias); DoRA (Liu et al. 2024,
 arXiv:2402.09353) adds a magnitude vector of ``d_out`` per adapted layer. Targets match
-module names the way PEFT does (the last name component, or the whole path);
-``all-linear`` is every Linear/Conv1D except the output head.
+module names the way PEFT does (a name matches a module path that ends with it; names
+that match nothing are passed over, a list that matches no Linear is refused, and so is
+a name that matches a module LoRA cannot wrap); ``all-linear`` is every Linear/Conv1D
+except the output embedding. On Mamba-based model types PEFT refuses ``out_proj`` and
+``conv1d``, ``all-linear`` included; so does this module, in one line.
 
 MoE models follow PEFT >= 0.21 on transformers 5: stacked expert parameters are wrapped
 directly (``lora.ParamWrapper``: r·E·(d_in + d_out), rank doubled on a fused
 ``gate_up_proj``), routers are not ``nn.Linear`` and so not in ``all-linear``, and for the
 families PEFT converts, names such as ``gate_proj`` mean the experts (checked equal to
-PEFT on Mixtral, Qwen3-MoE, DeepSeek-V2/V3 and gpt-oss).
+PEFT on every MoE type transformers builds, native or reference path).
 """
 
 from __future__ import annotations
@@ -87,23 +90,82 @@ _MIXTRAL_MAP: dict[str, str] = {
     "w3": "gate_up_proj",
     "w2": "down_proj",
 }
-PEFT_MOE_CONVERSION: dict[str, tuple[dict[str, str], dict[str, tuple[str, ...]]]] = {
-    "mixtral": (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")}),
-    "qwen3_moe": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
-    "deepseek_v2": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
-    "deepseek_v3": (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")}),
+_Rule = tuple[dict[str, str], dict[str, tuple[str, ...]]]
+_QWEN2_MOE_RULE: _Rule = (_QWEN2_MOE_MAP, {"gate_up_proj": ("gate_proj", "up_proj")})
+_MIXTRAL_RULE: _Rule = (_MIXTRAL_MAP, {"gate_up_proj": ("w1", "w3")})
+# The model types transformers 5.23 converts with the qwen2_moe and mixtral patterns
+# (transformers/conversion_mapping.py _MODEL_TO_CONVERSION_PATTERN; PEFT adds mixtral
+# itself). qwen2_moe itself is not converted: its model type maps to no pattern.
+_QWEN2_MOE_PATTERN = (
+    "afmoe", "beam", "cohere2_moe", "deepseek_v2", "deepseek_v3", "deepseek_v32", "dots1",
+    "ernie4_5_moe", "exaone_moe", "flex_olmo", "glm4_moe", "glm4_moe_lite", "glm4v_moe",
+    "glm_moe_dsa", "hunyuan_v1_moe", "longcat_flash", "mellum", "olmoe", "qwen3_moe",
+    "qwen3_next", "qwen3_omni_moe", "qwen3_omni_moe_text", "qwen3_omni_moe_thinker",
+    "solar_open",
+)  # fmt: skip
+_MIXTRAL_PATTERN = ("mixtral", "minimax", "minimax_m2")
+PEFT_MOE_CONVERSION: dict[str, _Rule] = {
+    **dict.fromkeys(_QWEN2_MOE_PATTERN, _QWEN2_MOE_RULE),
+    **dict.fromkeys(_MIXTRAL_PATTERN, _MIXTRAL_RULE),
 }
-# transformers 5 routers are custom modules holding a parameter, not nn.Linear (Phi-MoE's
-# subclasses nn.Linear), so "all-linear" does not reach them.
-_LINEAR_ROUTER_FAMILIES = frozenset({"phimoe"})
+# transformers 5 routers are mostly custom modules holding a parameter, not nn.Linear, so
+# "all-linear" does not reach them; Phi-MoE's and Llama 4's subclass nn.Linear. (On the
+# reference path the module's own type decides.)
+_LINEAR_ROUTER_FAMILIES = frozenset({"phimoe", "llama4", "llama4_text"})
+# PEFT refuses LoRA on these module names of Mamba-based models
+# (peft/tuners/tuners_utils.py _check_lora_target_modules_mamba).
+PEFT_MAMBA_TYPES = frozenset({"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+PEFT_MAMBA_REFUSED = ("out_proj", "conv1d")
 
 
 def _is_linear_module(spec: ModelSpec, t: ParamTensor) -> bool:
+    """An nn.Linear (or GPT-2 Conv1D) weight: what ``all-linear`` and module targets reach."""
+    if t.role != "linear" or not t.name.endswith(".weight"):
+        return False
+    # the reference inventory's role is the module's own type; the native one marks routers
     return (
-        t.role == "linear"
-        and t.name.endswith(".weight")
-        and (t.component != "moe/router" or spec.family in _LINEAR_ROUTER_FAMILIES)
+        spec.count_path == "reference"
+        or t.component != "moe/router"
+        or spec.family in _LINEAR_ROUTER_FAMILIES
     )
+
+
+def _output_module(spec: ModelSpec) -> str | None:
+    """The output embedding, which PEFT leaves out of ``all-linear`` (get_output_embeddings):
+    ``lm_head``, else the outermost Linear outside the layers that maps to the vocabulary
+    (RWKV's ``head``, GIT's ``output``, BERT's ``cls.predictions.decoder``). A head's
+    transform (RoBERTa's ``lm_head.dense``) and inner heads (BLT's patcher) are adapted."""
+    heads = [
+        t.module
+        for t in tensor_inventory(spec)
+        if _is_linear_module(spec, t) and not t.layers and t.shape[0] == spec.vocab_size
+    ]
+    if "lm_head" in heads:
+        return "lm_head"
+    return min(heads, key=lambda m: m.count("."), default=None)
+
+
+def _all_linear(spec: ModelSpec) -> list[ParamTensor]:
+    output = _output_module(spec)
+    return [t for t in tensor_inventory(spec) if _is_linear_module(spec, t) and t.module != output]
+
+
+def _refuse_mamba(spec: ModelSpec, modules: Iterable[str]) -> None:
+    """PEFT refuses LoRA on a Mamba mixer's ``out_proj`` (and ``conv1d``), whichever way
+    the target list reaches it, ``all-linear`` included."""
+    if spec.family not in PEFT_MAMBA_TYPES:
+        return
+    hit = sorted({m.rsplit(".", 1)[-1] for m in modules} & set(PEFT_MAMBA_REFUSED))
+    if hit:
+        allowed = sorted(
+            {t.module.rsplit(".", 1)[-1] for t in _all_linear(spec)} - set(PEFT_MAMBA_REFUSED)
+        )
+        raise InvalidValueError(
+            "lora_targets",
+            ",".join(hit),
+            f"PEFT refuses LoRA on {'/'.join(PEFT_MAMBA_REFUSED)} of {spec.family} models; "
+            f"name the targets instead, e.g. {','.join(allowed)}",
+        )
 
 
 def _converted(
@@ -117,11 +179,7 @@ def _converted(
         return targets, ()
     mapping, fused = PEFT_MOE_CONVERSION[spec.family]
     if targets == ALL_LINEAR:
-        names = {
-            t.module.rsplit(".", 1)[-1]
-            for t in tensor_inventory(spec)
-            if _is_linear_module(spec, t) and not t.module.startswith("lm_head")
-        } | set(mapping)
+        names = {t.module.rsplit(".", 1)[-1] for t in _all_linear(spec)} | set(mapping)
     else:
         names = set(targets)
     remaining: set[str] = set()
@@ -173,22 +231,46 @@ def lora_param_params(t: ParamTensor, rank: int, factor: int) -> int:
 
 
 def _module_targets(spec: ModelSpec, targets: Iterable[str] | str) -> tuple[ParamTensor, ...]:
-    linears = [t for t in tensor_inventory(spec) if _is_linear_module(spec, t)]
+    """PEFT's matching of a target list (peft/tuners/tuners_utils.py inject_adapter): a name
+    matches a module whose path ends with it; a name that matches nothing is passed over,
+    but a list that matches no module at all is refused, and so is a match on a module
+    LoRA cannot wrap (a router, a norm, a whole block)."""
     if targets == ALL_LINEAR:
-        return tuple(t for t in linears if not t.module.startswith("lm_head"))
+        every = tuple(_all_linear(spec))
+        _refuse_mamba(spec, (t.module for t in every))
+        return every
     wanted = {targets} if isinstance(targets, str) else set(targets)
-    chosen = tuple(
-        t for t in linears if t.module.rsplit(".", 1)[-1] in wanted or t.module in wanted
-    )
-    matched = {t.module.rsplit(".", 1)[-1] for t in chosen}
-    missing = sorted(
-        w for w in wanted if w not in matched and not any(t.module == w for t in chosen)
-    )
-    if missing:
+    if not wanted:
+        return ()  # every name went to PEFT's parameter targets (MoE experts)
+    _refuse_mamba(spec, wanted)
+    chosen: list[ParamTensor] = []
+    for t in tensor_inventory(spec):
+        if t.role == "bias":
+            continue
+        linear, tails = _is_linear_module(spec, t), _dot_tails(t.module)
+        unwrappable = wanted & (_container_tails(t.module) | (set() if linear else tails))
+        if unwrappable:
+            # PEFT has LoRA layers for embeddings and convolutions too; not counted here
+            peft_wraps = unwrappable <= tails and (t.role == "embedding" or len(t.shape) == 3)
+            raise InvalidValueError(
+                "lora_targets",
+                ",".join(sorted(unwrappable)),
+                f"is not a Linear module of {spec.name}: "
+                + ("LoRA on it is not counted" if peft_wraps else "PEFT cannot wrap it"),
+            )
+        if linear and not wanted.isdisjoint(tails):
+            chosen.append(t)
+    if not chosen:
         raise InvalidValueError(
-            "lora_targets", ",".join(missing), f"no such Linear module in {spec.name}"
+            "lora_targets", ",".join(sorted(wanted)), f"no such Linear module in {spec.name}"
         )
-    return chosen
+    return tuple(chosen)
+
+
+def _container_tails(module: str) -> set[str]:
+    """The tails of every module that contains ``module`` (``mlp`` of ``...mlp.up_proj``)."""
+    parts = module.split(".")
+    return {".".join(parts[i:j]) for j in range(1, len(parts)) for i in range(j)}
 
 
 def lora_trainable_params(
@@ -246,11 +328,9 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
         wrapped = lora_param_targets(spec, named)
         named, _ = _converted(spec, named)
     if named == ALL_LINEAR:
+        output = _output_module(spec)
         wanted: set[str] | str = {
-            _module_at(t, i)
-            for t in linears
-            if not t.module.startswith("lm_head")
-            for i in t.layers or (None,)
+            _module_at(t, i) for t in linears if t.module != output for i in t.layers or (None,)
         }
     else:
         wanted = named if isinstance(named, str) else set(named)
@@ -279,6 +359,7 @@ def adapter_trainable_params(spec: ModelSpec, adapter: AdapterConfig) -> int:
                 d_in, d_out, rank, bias=adapter.lora_bias, dora=adapter.dora
             )
             adapted.add(key)
+    _refuse_mamba(spec, adapted)
     if not adapted and not wrapped:
         raise InvalidValueError(
             "target_modules", adapter.targets, f"matches no Linear module of {spec.name}"

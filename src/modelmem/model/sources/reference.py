@@ -268,12 +268,14 @@ def _role(module: Any, leaf: str, shape: tuple[int, ...], component: str) -> Rol
     kind = type(module).__name__
     if isinstance(module, torch.nn.Embedding):
         return "embedding"
+    # (before the name test: a Linear under a path that says "norm" is still a Linear,
+    # e.g. RoBERTa-PreLayerNorm's whole model)
+    if isinstance(module, torch.nn.Linear) or kind == "Conv1D":
+        return "bias" if leaf == "bias" else "linear"
     if "Norm" in kind or component == P.NORMS:
         return "norm"
     if component == P.EXPERTS and len(shape) == 3:
         return "expert"
-    if isinstance(module, torch.nn.Linear) or kind == "Conv1D":
-        return "bias" if leaf == "bias" else "linear"
     return "bias" if leaf.endswith("bias") else "other"
 
 
