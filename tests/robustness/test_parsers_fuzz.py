@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from modelmem.errors import ModelMemError
 from modelmem.model import limits
-from modelmem.model.sources import adapter as adapter_module
+from modelmem.model import patterns as patterns_module
 from modelmem.model.sources.adapter import adapter_from_dict, module_regex
 from modelmem.model.sources.deepspeed_file import read_deepspeed_config
 from modelmem.tokenization import TextChunks
@@ -67,10 +67,10 @@ def test_adapter_from_dict_answers_or_refuses(data: dict[str, Any]) -> None:
 @FUZZ
 @given(regex_text, st.text(alphabet="a._qvprojz0123456789", max_size=200))
 def test_module_regex_is_fast_with_either_engine(pattern: str, key: str) -> None:
-    for engine in (adapter_module._re2, lambda: None):
+    for engine in (patterns_module._re2, lambda: None):
         module_regex.cache_clear()
-        saved = adapter_module._re2
-        adapter_module._re2 = engine  # type: ignore[assignment]
+        saved = patterns_module._re2
+        patterns_module._re2 = engine  # type: ignore[assignment]
         try:
             try:
                 compiled = module_regex("target_modules", pattern)
@@ -81,7 +81,7 @@ def test_module_regex_is_fast_with_either_engine(pattern: str, key: str) -> None
             compiled.fullmatch(key)
             assert time.perf_counter() - started < 0.5, pattern
         finally:
-            adapter_module._re2 = saved
+            patterns_module._re2 = saved
             module_regex.cache_clear()
 
 
@@ -90,7 +90,7 @@ def test_without_re2_nested_repeats_are_refused(
     pattern: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     module_regex.cache_clear()
-    monkeypatch.setattr(adapter_module, "_re2", lambda: None)
+    monkeypatch.setattr(patterns_module, "_re2", lambda: None)
     with pytest.raises(ModelMemError, match="nested repeats"):
         module_regex("rank_pattern", pattern)
     module_regex.cache_clear()

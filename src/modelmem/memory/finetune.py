@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from modelmem.errors import InvalidValueError
 from modelmem.model.params import ParamTensor, tensor_inventory
-from modelmem.model.sources.adapter import module_regex, tail_pattern
+from modelmem.model.patterns import module_regex, tail_pattern
 from modelmem.model.spec import ModelSpec
 
 if TYPE_CHECKING:

@@ -71,7 +71,7 @@ from modelmem.model.params import (
 from modelmem.model.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from modelmem.model.sources.checkpoint import Checkpoint
+    from modelmem.model.checkpoint import Checkpoint
 
 __all__ = [
     "TensorStorage",

@@ -27,7 +27,7 @@ from modelmem.units import parse_count
 
 if TYPE_CHECKING:  # imported where used: a catalogue name needs neither at start-up
     from modelmem.model.adapter import AdapterConfig
-    from modelmem.model.sources.checkpoint import Checkpoint
+    from modelmem.model.checkpoint import Checkpoint
 
 ADAPTER_FILE = "adapter_config.json"
 HUB_PREFIX = "hf://"

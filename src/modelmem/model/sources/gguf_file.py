@@ -41,7 +41,7 @@ from typing import Any, Final
 import gguf
 
 from modelmem.errors import ModelMemError, SourceError
-from modelmem.model.sources.checkpoint import Checkpoint, StoredTensor
+from modelmem.model.checkpoint import Checkpoint, StoredTensor
 from modelmem.model.sources.hf_config import spec_from_config
 from modelmem.model.spec import ModelSpec
 

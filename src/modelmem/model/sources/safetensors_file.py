@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from modelmem.errors import SourceError
-from modelmem.model.sources.checkpoint import Checkpoint, StoredTensor
+from modelmem.model.checkpoint import Checkpoint, StoredTensor
 
 if TYPE_CHECKING:
     from huggingface_hub.utils._safetensors import SafetensorsRepoMetadata
