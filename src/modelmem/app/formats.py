@@ -114,9 +114,7 @@ def weights_scheme(name: str, field: str = "dtype") -> ResolvedFormat:
     element = _element(key)
     if element is None:
         # parametric schemes (gptq-3bit-g64 ...) are accepted by the estimator itself
-        from modelmem.memory.weights import is_weight_scheme
-
-        if is_weight_scheme(key):
+        if _is_scheme(key):
             return ResolvedFormat(key)
         raise _unknown(field, name)
     mapped = _ELEMENT_AS_WEIGHTS.get(element)
